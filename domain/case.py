@@ -1,0 +1,56 @@
+"""What every case shows, whatever its kind: the audit trail and the pending actions."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel
+
+Action = Literal[
+    "record_declaration", "legal_review", "decide", "confirm_handover",
+    "review_request", "answer_information", "authorise_measure", "report_result",
+]
+
+
+class CaseEvent(BaseModel):
+    """One step of the audit trail. ``actor`` is an authority id or ``system``; ``detail`` holds
+    references, stages, codes and dates, never personal data."""
+
+    at: datetime
+    actor: str
+    action: str
+    detail: str = ""
+
+
+class PendingAction(BaseModel):
+    authority: str
+    action: Action
+    measure_id: str | None = None
+    due_on: date
+    overdue: bool = False
+
+
+class Notice(BaseModel):
+    """A notice to one authority. References, stages, actions and dates only: no personal data."""
+
+    kind: Literal["transfer", "assistance"]
+    reference: str
+    event: Literal[
+        "action_requested", "reminder", "escalation", "decision_recorded", "handover_arranged",
+        "case_closed",
+    ]
+    recipient: str
+    stage: str
+    action: Action | None = None
+    measure_id: str | None = None
+    due_on: date | None = None
+    # a stable id, the same on every retry of the same notice: receivers drop repeats by it
+    notice_id: str
+
+
+class ArchivedCase(BaseModel):
+    kind: Literal["transfer", "assistance"]
+    reference: str
+    closed_at: datetime
+    view: dict

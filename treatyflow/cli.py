@@ -1,0 +1,94 @@
+"""The `treatyflow` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from treatyflow.config import Settings
+
+DESCRIPTION = """treatyflow: durable workflows for international cooperation in criminal matters.
+
+Configuration comes from the environment: TEMPORAL_ADDRESS (localhost:7233), TEMPORAL_NAMESPACE
+(default), TREATYFLOW_TASK_QUEUE (treatyflow), TREATYFLOW_DATA_DIR (.data), TREATYFLOW_ARCHIVE_DIR
+(<data dir>/archive), TREATYFLOW_UI_PORT (8233), TREATYFLOW_RETENTION_DAYS (3650),
+TREATYFLOW_LOG_LEVEL (INFO)."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="treatyflow", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("up", help="the product on this machine: the embedded Temporal dev server "
+                                   "(SQLite under the data dir, UI) and the worker, until Ctrl-C")
+    commands.add_parser("worker", help="run a worker against TEMPORAL_ADDRESS until SIGINT/SIGTERM")
+    commands.add_parser("server", help="run only the embedded Temporal dev server until Ctrl-C")
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    if args.command == "worker":
+        import worker
+
+        worker.main()
+        code = 0
+    else:
+        code = up(settings, with_worker=args.command == "up")
+    # A process that used a Temporal client can abort while the interpreter finalizes
+    # (temporalio/sdk-python#300): flush and leave at once.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def up(settings: Settings, *, with_worker: bool) -> int:
+    """Start the dev server (and the worker) as separate processes, as production runs them;
+    stop them in order (worker first) on Ctrl-C or SIGTERM."""
+    from treatyflow.devserver import raise_retention, start_dev_server, wait_until_reachable
+
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    server = start_dev_server(settings)
+    children: list[subprocess.Popen] = [server]
+    try:
+        async def prepare() -> None:
+            client = await wait_until_reachable(settings)
+            await raise_retention(client, settings.temporal_namespace, settings.retention_days)
+
+        asyncio.run(prepare())
+        if with_worker:
+            children.insert(0, subprocess.Popen([sys.executable, "-m", "treatyflow.cli", "worker"],
+                                                start_new_session=True))
+        host = settings.temporal_address.rsplit(":", 1)[0]
+        print(f"\ntreatyflow is up (data in {settings.data_dir.resolve()})\n"
+              f"  Temporal UI:       http://{host}:{settings.ui_port}\n"
+              f"  Temporal frontend: {settings.temporal_address} (namespace {settings.temporal_namespace})\n"
+              f"  worker:            {'running on task queue ' + settings.task_queue if with_worker else 'not started'}\n"
+              f"  archive:           {settings.archive_dir.resolve()}\n"
+              f"  server log:        {settings.data_dir.resolve() / 'temporal-server.log'}\n"
+              "Ctrl-C stops everything; the next start finds every open case where it was.\n", flush=True)
+        while not stopping and all(c.poll() is None for c in children):
+            time.sleep(0.5)
+        return 0 if stopping else 1
+    finally:
+        for child in children:  # worker first, then the server
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+                try:
+                    child.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+        print("treatyflow stopped.", flush=True)
+
+
+if __name__ == "__main__":
+    main()

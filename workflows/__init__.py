@@ -1,0 +1,1 @@
+"""Deterministic orchestration of each case kind. No I/O here: activities do it."""

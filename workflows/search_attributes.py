@@ -1,0 +1,14 @@
+"""The search attributes of every case: the one place their names and types are kept.
+None of them holds personal data."""
+
+from temporalio.common import SearchAttributeKey
+
+CASE_KIND = SearchAttributeKey.for_keyword("CaseKind")
+CASE_STAGE = SearchAttributeKey.for_keyword("CaseStage")
+TREATY_ID = SearchAttributeKey.for_keyword("TreatyId")
+CASE_OUTCOME = SearchAttributeKey.for_keyword("CaseOutcome")
+CASE_STATES = SearchAttributeKey.for_keyword_list("CaseStates")
+AWAITING_AUTHORITIES = SearchAttributeKey.for_keyword_list("AwaitingAuthorities")
+ACTION_DUE_AT = SearchAttributeKey.for_datetime("ActionDueAt")
+
+ALL = (CASE_KIND, CASE_STAGE, TREATY_ID, CASE_OUTCOME, CASE_STATES, AWAITING_AUTHORITIES, ACTION_DUE_AT)

@@ -1,0 +1,470 @@
+"""Transfer of a sentenced person, as one durable workflow per case.
+
+Read ``TransferWorkflow.run`` top to bottom: it is the treaty procedure. The treaty is resolved
+at intake; the person's declaration of intent is awaited (or came with the request); eligibility
+is checked, every condition at once; a doubt on dual criminality goes to the administering
+state's central authority; both states decide, in either order; the administering state's prison
+service receives the person at the handover point. The sentencing state may withdraw the case at
+any open stage. Every waiting stage has a deadline with a reminder 7 days before it and an
+escalation (``overdue``) after it; only the declaration's deadline ends the case.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, datetime, timedelta
+from typing import Callable
+
+from pydantic import BaseModel
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.handover import HandoverPlan
+    from activities.intake import EligibilityQuestion, TreatyAnswer, TreatyQuestion
+    from domain.case import Action, ArchivedCase, CaseEvent, Notice, PendingAction
+    from domain.eligibility import Eligibility
+    from domain.parties import StateAuthorities
+    from domain.reference import Deadlines, Treaty
+    from domain.transfer import (
+        TERMINAL_STAGES, Declaration, Decision, EligibilityCondition, Handover, HandoverConfirmation,
+        LegalReview, RecordedDecision, TransferRequest, TransferStage, TransferView, Withdrawal,
+    )
+    from workflows import search_attributes as sa
+    from workflows.rejection import conflict, invalid, not_permitted
+
+ALWAYS_OPEN_GROUNDS = ("not_national", "state_declined")
+STEP = dict(start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5)))
+NOTICE = dict(start_to_close_timeout=timedelta(seconds=30), schedule_to_close_timeout=timedelta(days=1),
+              retry_policy=RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=10)))
+
+
+def transfer_workflow_id(reference: str) -> str:
+    return f"transfer:{reference}"
+
+
+class OpenTransfer(BaseModel):
+    """The workflow's input: the request as received, and the authority that filed it."""
+
+    request: TransferRequest
+    opened_by: str
+
+
+class CaseWithdrawn(Exception):
+    """Raised inside the workflow when the sentencing state withdrew the case while it waited."""
+
+
+@workflow.defn(name="Transfer")
+class TransferWorkflow:
+    @workflow.init
+    def __init__(self, case: OpenTransfer) -> None:
+        self.request = case.request
+        self.opened_by = case.opened_by
+        self.opened_at = workflow.now()
+        self.received_on: date = case.request.received_on or self.opened_at.date()
+        self.stage: TransferStage = "checking_eligibility"
+        self.outcome: TransferStage | None = None
+        self.grounds: list[str] = []
+        self.treaty: Treaty | None = None
+        self.authorities: dict[str, StateAuthorities] = {}
+        self.declaration: Declaration | None = case.request.declaration
+        self.eligibility: Eligibility | None = None
+        self.legal_review: LegalReview | None = None
+        self.decisions: dict[str, RecordedDecision] = {}
+        self.handover: Handover | None = None
+        self.withdrawal: Withdrawal | None = None
+        self.pending: list[PendingAction] = []
+        self.due_at: datetime | None = None
+        self.stage_entered_on: date = self.opened_at.date()
+        self.intake_done = False
+        self.events: list[CaseEvent] = []
+        self.notices: list[asyncio.Task[None]] = []
+
+    # ---- the procedure ------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, case: OpenTransfer) -> TransferView:
+        self.record(self.opened_by, "case_opened",
+                    f"{self.request.sentencing_state} → {self.request.administering_state}, "
+                    f"received {self.received_on}")
+        await self.resolve_treaty()
+        if self.treaty is None:
+            return await self.close("refused", ["no_treaty"])
+        try:
+            if self.declaration is None and self.rules.declaration_required.value:
+                if not await self.await_declaration():
+                    return await self.close("expired", ["no_declaration"])
+            await self.check_eligibility()
+            if self.eligibility_grounds():
+                return await self.close("refused", self.eligibility_grounds())
+            if self.needs_legal_review():
+                await self.await_legal_review()
+                if self.eligibility_grounds():
+                    return await self.close("refused", self.eligibility_grounds())
+            refusal = await self.await_consents()
+            if refusal is not None:
+                return await self.close("refused", refusal.grounds)
+            await self.arrange_handover()
+            await self.await_handover()
+            return await self.close("transferred", [])
+        except CaseWithdrawn:
+            return await self.close("withdrawn", [])
+
+    async def resolve_treaty(self) -> None:
+        answer: TreatyAnswer = await workflow.execute_activity(
+            "resolve_treaty",
+            TreatyQuestion(kind="transfer", received_on=self.received_on,
+                           states=(self.request.sentencing_state, self.request.administering_state)),
+            result_type=TreatyAnswer, summary="Resolve the governing treaty", **STEP)
+        self.treaty = answer.treaty
+        self.authorities = {a.state: a for a in answer.authorities}
+        self.record("system", "treaty_resolved", self.treaty.id if self.treaty else "no treaty in force")
+
+    async def await_declaration(self) -> bool:
+        self.enter("awaiting_declaration")
+        return await self.await_acts(
+            [(self.sentencing.prison_service, "record_declaration")], self.deadlines.declaration,
+            lambda: self.declaration is not None, expires=True)
+
+    async def check_eligibility(self) -> None:
+        self.enter("checking_eligibility")
+        assert self.treaty is not None
+        self.eligibility = await workflow.execute_activity(
+            "check_eligibility",
+            EligibilityQuestion(request=self.request, treaty_id=self.treaty.id, received_on=self.received_on),
+            result_type=Eligibility, summary="Check eligibility (all six conditions)", **STEP)
+        outcomes = ", ".join(f"{c.condition}={c.outcome}" for c in self.eligibility.conditions)
+        self.record("system", "eligibility_checked", outcomes)
+        if self.withdrawal is not None:
+            raise CaseWithdrawn
+
+    async def await_legal_review(self) -> None:
+        self.enter("awaiting_legal_review")
+        await self.await_acts([(self.administering.central_authority, "legal_review")],
+                              self.deadlines.legal_review, lambda: self.legal_review is not None)
+
+    async def await_consents(self) -> RecordedDecision | None:
+        """Both states decide, in either order; the first refusal ends the case."""
+        self.enter("awaiting_consents")
+        await self.await_acts(
+            [(self.authorities[s].central_authority, "decide") for s in self.states],
+            self.deadlines.consent, lambda: len(self.decisions) == 2 or self.refusal() is not None)
+        return self.refusal()
+
+    async def arrange_handover(self) -> None:
+        self.enter("awaiting_handover")
+        assert self.treaty is not None
+        due_on = (workflow.now() + timedelta(days=self.deadlines.handover)).date()
+        self.handover = await workflow.execute_activity(
+            "arrange_handover", HandoverPlan(reference=self.request.reference, treaty_id=self.treaty.id,
+                                             due_on=due_on),
+            result_type=Handover, summary="Arrange the handover at the treaty's handover point", **STEP)
+        self.record("system", "handover_arranged", f"at {self.handover.place}, by {self.handover.due_on}")
+        for state in self.states:
+            self.notify(self.authorities[state].prison_service, "handover_arranged", due_on=self.handover.due_on)
+
+    async def await_handover(self) -> None:
+        await self.await_acts([(self.administering.prison_service, "confirm_handover")],
+                              self.deadlines.handover, lambda: self.handover is not None
+                              and self.handover.completed_on is not None)
+
+    async def close(self, outcome: TransferStage, grounds: list[str]) -> TransferView:
+        self.grounds = list(grounds)
+        self.outcome = outcome
+        self.pending = []
+        self.due_at = None
+        self.enter(outcome)
+        self.record("system", "case_closed", f"{outcome}" + (f": {', '.join(grounds)}" if grounds else ""))
+        for state in self.states:
+            if state in self.authorities:  # a state missing from the directory has no one to tell
+                self.notify(self.authorities[state].central_authority, "case_closed")
+        await asyncio.gather(*self.notices)
+        view = self.view()
+        await workflow.execute_activity(
+            "archive_case", ArchivedCase(kind="transfer", reference=self.request.reference,
+                                         closed_at=workflow.now(), view=view.model_dump(mode="json")),
+            summary="Archive the closed case", **STEP)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return view
+
+    # ---- waiting for people, with reminders and escalation -------------------------------
+
+    async def await_acts(self, acts: list[tuple[str, Action]], days: int, done: Callable[[], bool],
+                         *, expires: bool = False) -> bool:
+        """Wait until ``done()``: remind the authorities 7 days before the deadline (at once if
+        that moment has passed); after it, either expire (``expires``) or flag the actions
+        overdue and escalate to each state's central authority, and keep waiting.
+        Raises CaseWithdrawn if the case is withdrawn meanwhile."""
+        due = workflow.now() + timedelta(days=days)
+        self.due_at = due
+        self.pending = [PendingAction(authority=a, action=act, due_on=due.date()) for a, act in acts]
+        self.publish()
+        for p in self.pending:
+            self.notify(p.authority, "action_requested", action=p.action, due_on=p.due_on)
+
+        def ready() -> bool:
+            return done() or self.withdrawal is not None
+
+        remind_at = due - timedelta(days=self.deadlines.reminder_before)
+        if not await self.wait_until(ready, remind_at, "reminder"):
+            for p in self.pending:
+                self.notify(p.authority, "reminder", action=p.action, due_on=p.due_on)
+            if not await self.wait_until(ready, due, "deadline"):
+                if expires:
+                    return False
+                self.escalate()
+                await workflow.wait_condition(ready)
+        self.pending = []
+        self.due_at = None
+        if self.withdrawal is not None:
+            raise CaseWithdrawn
+        return True
+
+    @staticmethod
+    async def wait_until(ready: Callable[[], bool], moment: datetime, what: str) -> bool:
+        if ready():
+            return True
+        remaining = moment - workflow.now()
+        if remaining <= timedelta(0):
+            return False
+        try:
+            await workflow.wait_condition(ready, timeout=remaining, timeout_summary=what)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+    def escalate(self) -> None:
+        for p in self.pending:
+            p.overdue = True
+        self.record("system", "deadline_passed", ", ".join(f"{p.authority}: {p.action}" for p in self.pending))
+        escalated = {self.state_of(p.authority) for p in self.pending}
+        for state in sorted(escalated):
+            self.notify(self.authorities[state].central_authority, "escalation", due_on=self.pending[0].due_on)
+        self.publish()
+
+    # ---- acts of the authorities: updates with validators ---------------------------------
+
+    @workflow.update
+    async def opened(self) -> TransferView:
+        """Answers once intake has run: a waiting stage or ``refused``, never a transient one."""
+        await workflow.wait_condition(lambda: self.intake_done)
+        return self.view()
+
+    @workflow.update
+    async def record_declaration(self, actor: str, declaration: Declaration) -> TransferView:
+        self.declaration = declaration
+        self.record(actor, "declaration_recorded", f"signed on {declaration.signed_on}")
+        return self.view()
+
+    @record_declaration.validator
+    def validate_declaration(self, actor: str, declaration: Declaration) -> None:
+        self.require_intake_done()
+        self.require_actor(actor, {self.sentencing.prison_service, self.sentencing.central_authority},
+                           "record the declaration")
+        self.require_not_future("signed_on", declaration.signed_on)
+        self.require_stage("awaiting_declaration", "record a declaration")
+
+    @workflow.update
+    async def record_legal_review(self, actor: str, review: LegalReview) -> TransferView:
+        assert self.eligibility is not None
+        self.legal_review = review
+        outcome = "satisfied" if review.dual_criminality == "satisfied" else "failed"
+        self.eligibility.conditions = [
+            c if c.condition != "dual_criminality" else EligibilityCondition(
+                condition=c.condition, outcome=outcome, basis=c.basis,
+                detail=f"{c.detail} — legal review by {actor}: {review.dual_criminality}")
+            for c in self.eligibility.conditions]
+        self.record(actor, "legal_review_recorded", f"dual criminality {review.dual_criminality}")
+        return self.view()
+
+    @record_legal_review.validator
+    def validate_legal_review(self, actor: str, review: LegalReview) -> None:
+        self.require_intake_done()
+        self.require_actor(actor, {self.administering.central_authority}, "record the legal review")
+        self.require_stage("awaiting_legal_review", "record a legal review")
+
+    @workflow.update
+    async def record_decision(self, actor: str, decision: Decision) -> TransferView:
+        self.decisions[decision.state] = RecordedDecision(
+            state=decision.state, decision=decision.decision, grounds=decision.grounds, note=decision.note,
+            authority=actor, at=workflow.now())
+        self.pending = [p for p in self.pending if p.authority != actor]
+        self.publish()
+        self.record(actor, f"decision_{decision.decision}",
+                    decision.state + (f": {', '.join(decision.grounds)}" if decision.grounds else ""))
+        other = next(s for s in self.states if s != decision.state)
+        self.notify(self.authorities[other].central_authority, "decision_recorded")
+        return self.view()
+
+    @record_decision.validator
+    def validate_decision(self, actor: str, decision: Decision) -> None:
+        self.require_intake_done()
+        if decision.state not in self.states:
+            raise invalid("state", f"state must be one of the case's states {list(self.states)}")
+        self.require_actor(actor, {self.authorities[decision.state].central_authority},
+                           f"decide for {decision.state}")
+        allowed = self.allowed_refusal_grounds()
+        cited = [g for g in decision.grounds if g not in allowed]
+        if cited:
+            raise invalid("grounds", f"grounds {cited} are not open here; allowed: {allowed}")
+        self.require_stage("awaiting_consents", "record a decision")
+        if decision.state in self.decisions:
+            raise conflict(f"a decision for {decision.state} is already recorded")
+
+    @workflow.update
+    async def confirm_handover(self, actor: str, confirmation: HandoverConfirmation) -> TransferView:
+        assert self.handover is not None
+        self.handover = Handover(place=confirmation.place, due_on=self.handover.due_on,
+                                 completed_on=confirmation.completed_on)
+        self.record(actor, "handover_confirmed", f"completed on {confirmation.completed_on}")
+        return self.view()
+
+    @confirm_handover.validator
+    def validate_handover(self, actor: str, confirmation: HandoverConfirmation) -> None:
+        self.require_intake_done()
+        self.require_actor(actor, {self.administering.prison_service, self.administering.central_authority},
+                           "confirm the handover")
+        self.require_not_future("completed_on", confirmation.completed_on)
+        self.require_stage("awaiting_handover", "confirm the handover")
+        if self.handover is None:
+            raise conflict("the handover is still being arranged; try again shortly")
+        if confirmation.completed_on < self.stage_entered_on:
+            raise invalid("completed_on", "completed_on lies before both states consented")
+
+    @workflow.update
+    async def withdraw(self, actor: str, withdrawal: Withdrawal) -> TransferView:
+        self.withdrawal = withdrawal
+        self.record(actor, "withdrawn", f"on {withdrawal.withdrawn_on}")
+        return self.view()
+
+    @withdraw.validator
+    def validate_withdrawal(self, actor: str, withdrawal: Withdrawal) -> None:
+        self.require_intake_done()
+        self.require_actor(actor, {self.sentencing.prison_service, self.sentencing.central_authority},
+                           "withdraw the case")
+        self.require_not_future("withdrawn_on", withdrawal.withdrawn_on)
+        if self.stage in TERMINAL_STAGES or self.withdrawal is not None:
+            raise conflict(f"the case is closed ({self.stage})")
+
+    @workflow.query
+    def view(self) -> TransferView:
+        return TransferView(
+            reference=self.request.reference, stage=self.stage, outcome=self.outcome, grounds=self.grounds,
+            treaty=self.treaty.id if self.treaty else None,
+            sentencing_state=self.request.sentencing_state, administering_state=self.request.administering_state,
+            received_on=self.received_on, opened_at=self.opened_at,
+            eligibility=self.eligibility.conditions if self.eligibility else [],
+            release_date=self.eligibility.release_date if self.eligibility else None,
+            decisions=list(self.decisions.values()), handover=self.handover,
+            pending_actions=list(self.pending), overdue=any(p.overdue for p in self.pending),
+            events=list(self.events))
+
+    # ---- validation helpers ---------------------------------------------------------------
+
+    def require_actor(self, actor: str, allowed: set[str], what: str) -> None:
+        if actor not in allowed:
+            raise not_permitted(f"{actor} may not {what} in this case")
+
+    def require_intake_done(self) -> None:
+        if not self.intake_done:
+            raise conflict("the case is still being opened; try again shortly")
+
+    def require_stage(self, stage: TransferStage, what: str) -> None:
+        if self.stage != stage:
+            raise conflict(f"cannot {what} in stage {self.stage}")
+
+    def require_not_future(self, field: str, day: date) -> None:
+        if day > workflow.now().date():
+            raise invalid(field, f"{field} may not lie in the future")
+
+    def allowed_refusal_grounds(self) -> list[str]:
+        return [*ALWAYS_OPEN_GROUNDS, *(self.rules.refusal_grounds.value if self.treaty else [])]
+
+    # ---- state, visibility and notices ----------------------------------------------------
+
+    @property
+    def states(self) -> tuple[str, str]:
+        return self.request.sentencing_state, self.request.administering_state
+
+    @property
+    def sentencing(self) -> StateAuthorities:
+        return self.authorities[self.request.sentencing_state]
+
+    @property
+    def administering(self) -> StateAuthorities:
+        return self.authorities[self.request.administering_state]
+
+    @property
+    def rules(self):
+        assert self.treaty is not None and self.treaty.transfer is not None
+        return self.treaty.transfer
+
+    @property
+    def deadlines(self) -> Deadlines:
+        assert self.treaty is not None
+        return self.treaty.deadlines
+
+    def state_of(self, authority: str) -> str:
+        return next(s for s, a in self.authorities.items() if authority in (a.central_authority, a.prison_service))
+
+    def refusal(self) -> RecordedDecision | None:
+        return next((d for d in self.decisions.values() if d.decision == "refuse"), None)
+
+    def eligibility_grounds(self) -> list[str]:
+        return self.eligibility.grounds if self.eligibility else []
+
+    def needs_legal_review(self) -> bool:
+        return bool(self.eligibility and self.eligibility.needs_review)
+
+    def enter(self, stage: TransferStage) -> None:
+        if stage != self.stage:
+            self.record("system", "stage_entered", stage)
+        self.stage = stage
+        self.stage_entered_on = workflow.now().date()
+        self.intake_done = self.intake_done or stage != "checking_eligibility"
+        self.publish()
+
+    def record(self, actor: str, action: str, detail: str) -> None:
+        self.events.append(CaseEvent(at=workflow.now(), actor=actor, action=action, detail=detail))
+
+    def publish(self) -> None:
+        """Search attributes and the Temporal UI's current details, after every change."""
+        workflow.upsert_search_attributes([
+            sa.CASE_KIND.value_set("transfer"),
+            sa.CASE_STAGE.value_set(self.stage),
+            sa.CASE_STATES.value_set(list(self.states)),
+            sa.TREATY_ID.value_set(self.treaty.id) if self.treaty else sa.TREATY_ID.value_unset(),
+            sa.CASE_OUTCOME.value_set(self.outcome) if self.outcome else sa.CASE_OUTCOME.value_unset(),
+            sa.AWAITING_AUTHORITIES.value_set(sorted({p.authority for p in self.pending}))
+            if self.pending else sa.AWAITING_AUTHORITIES.value_unset(),
+            sa.ACTION_DUE_AT.value_set(self.due_at) if self.due_at else sa.ACTION_DUE_AT.value_unset(),
+        ])
+        lines = [f"**Transfer {self.request.reference}** ({self.request.sentencing_state} → "
+                 f"{self.request.administering_state}), treaty {self.treaty.id if self.treaty else '—'}",
+                 f"**Stage:** {self.stage}" + (f" — outcome {self.outcome}" if self.outcome else "")]
+        if self.grounds:
+            lines.append(f"**Grounds:** {', '.join(self.grounds)}")
+        for p in self.pending:
+            lines.append(f"**Waiting for:** {p.authority} to {p.action}, by {p.due_on}"
+                         + (" — **OVERDUE**" if p.overdue else ""))
+        workflow.set_current_details("\n\n".join(lines))
+
+    def notify(self, recipient: str, event: str, *, action: Action | None = None,
+               due_on: date | None = None) -> None:
+        """Send a notice without holding up the case; record it as a case event once delivered."""
+        notice = Notice(kind="transfer", reference=self.request.reference, event=event, recipient=recipient,
+                        stage=self.stage, action=action, due_on=due_on,
+                        notice_id=f"{workflow.info().workflow_id}/{workflow.info().run_id}/{len(self.notices)}")
+
+        async def deliver() -> None:
+            try:
+                await workflow.execute_activity("notify", notice, summary=f"Notify {recipient}: {event}",
+                                                **NOTICE)
+                self.record("system", f"notice_{event}", f"to {recipient}" + (f": {action}" if action else ""))
+            except ActivityError:
+                self.record("system", "notice_failed", f"{event} to {recipient}")
+
+        self.notices.append(asyncio.create_task(deliver()))
+
