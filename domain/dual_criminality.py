@@ -51,6 +51,10 @@ def assess_offence(article: str, iccs: str | None, articles: ArticleTable | None
     if excluded:
         return OffenceAssessment(article, code, code_from, "failed",
                                  f"{excluded.code} is not a criminal offence in {state}")
+    narrower = next((e for e in criminalisation.not_criminal if e.code.startswith(code)), None)
+    if narrower:
+        return OffenceAssessment(article, code, code_from, "needs_review",
+                                 f"{code} is broader than {narrower.code}, which is not criminal in {state}")
     review = next((e for e in criminalisation.always_review if code.startswith(e.code)), None)
     if review:
         return OffenceAssessment(article, code, code_from, "needs_review",

@@ -57,9 +57,10 @@ def assess_eligibility(request: TransferRequest, treaty: Treaty, ref: Reference,
     if admin not in citizenships:
         add("nationality", "failed", f"not a citizen of the administering state {admin}",
             rules.exclusive_nationality.source)
-    elif rules.exclusive_nationality.value and sentencing in citizenships:
+    elif rules.exclusive_nationality.value and citizenships & (set(treaty.parties) - {admin}):
+        also = ", ".join(sorted(citizenships & (set(treaty.parties) - {admin})))
         add("nationality", "failed",
-            f"citizen of {admin} but also of {sentencing}; the treaty requires exclusive nationality",
+            f"citizen of {admin} but also of {also}; the treaty requires exclusive nationality",
             rules.exclusive_nationality.source)
     else:
         add("nationality", "satisfied", f"citizen of the administering state {admin}",

@@ -291,7 +291,7 @@ def _read_json(path: Path) -> object:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ReferenceDataError(f"{path}: file missing") from None
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ReferenceDataError(f"{path}: not valid JSON ({exc})") from None
 
 
@@ -327,6 +327,9 @@ def load_reference(data_dir: Path = DATA_DIR) -> Reference:
     iccs_path = data_dir / "iccs.json"
     iccs = _parse(IccsCatalogue, _read_json(iccs_path), str(iccs_path))
     assert isinstance(iccs, IccsCatalogue)
+    codes = [s.code for s in iccs.sections] + [d.code for s in iccs.sections for d in s.divisions]
+    for dup in sorted({c for c in codes if codes.count(c) > 1}):
+        raise ReferenceDataError(f"{iccs_path}: code {dup!r} listed twice")
 
     criminalisation: dict[str, Criminalisation] = {}
     for path in sorted((data_dir / "criminalisation").glob("*.json")):
@@ -334,9 +337,10 @@ def load_reference(data_dir: Path = DATA_DIR) -> Reference:
         assert isinstance(table, Criminalisation)
         if path.stem != table.state:
             raise ReferenceDataError(f"{path}: file name must be the state code {table.state}")
-        for i, entry in enumerate([*table.not_criminal, *table.always_review]):
-            if not iccs.is_valid(entry.code):
-                raise ReferenceDataError(f"{path}: entry {i} (code={entry.code!r}): unknown ICCS code")
+        for part in ("not_criminal", "always_review"):
+            for i, entry in enumerate(getattr(table, part)):
+                if not iccs.is_valid(entry.code):
+                    raise ReferenceDataError(f"{path}: {part} entry {i} (code={entry.code!r}): unknown ICCS code")
         criminalisation[table.state] = table
 
     articles: dict[str, ArticleTable] = {}

@@ -256,7 +256,7 @@ class TransferWorkflow:
     async def record_declaration(self, actor: str, declaration: Declaration) -> TransferView:
         self.declaration = declaration
         self.record(actor, "declaration_recorded", f"signed on {declaration.signed_on}")
-        return self.view()
+        return await self.moved_on_from("awaiting_declaration")
 
     @record_declaration.validator
     def validate_declaration(self, actor: str, declaration: Declaration) -> None:
@@ -277,7 +277,7 @@ class TransferWorkflow:
                 detail=f"{c.detail} — legal review by {actor}: {review.dual_criminality}")
             for c in self.eligibility.conditions]
         self.record(actor, "legal_review_recorded", f"dual criminality {review.dual_criminality}")
-        return self.view()
+        return await self.moved_on_from("awaiting_legal_review")
 
     @record_legal_review.validator
     def validate_legal_review(self, actor: str, review: LegalReview) -> None:
@@ -296,6 +296,8 @@ class TransferWorkflow:
                     decision.state + (f": {', '.join(decision.grounds)}" if decision.grounds else ""))
         other = next(s for s in self.states if s != decision.state)
         self.notify(self.authorities[other].central_authority, "decision_recorded")
+        if len(self.decisions) == 2 or decision.decision == "refuse":
+            return await self.moved_on_from("awaiting_consents")
         return self.view()
 
     @record_decision.validator
@@ -319,7 +321,7 @@ class TransferWorkflow:
         self.handover = Handover(place=confirmation.place, due_on=self.handover.due_on,
                                  completed_on=confirmation.completed_on)
         self.record(actor, "handover_confirmed", f"completed on {confirmation.completed_on}")
-        return self.view()
+        return await self.moved_on_from("awaiting_handover")
 
     @confirm_handover.validator
     def validate_handover(self, actor: str, confirmation: HandoverConfirmation) -> None:
@@ -337,6 +339,7 @@ class TransferWorkflow:
     async def withdraw(self, actor: str, withdrawal: Withdrawal) -> TransferView:
         self.withdrawal = withdrawal
         self.record(actor, "withdrawn", f"on {withdrawal.withdrawn_on}")
+        await workflow.wait_condition(lambda: self.stage == "withdrawn")
         return self.view()
 
     @withdraw.validator
@@ -347,6 +350,11 @@ class TransferWorkflow:
         self.require_not_future("withdrawn_on", withdrawal.withdrawn_on)
         if self.stage in TERMINAL_STAGES or self.withdrawal is not None:
             raise conflict(f"the case is closed ({self.stage})")
+
+    async def moved_on_from(self, stage: TransferStage) -> TransferView:
+        """The view once the procedure has taken the act into account (the next stage)."""
+        await workflow.wait_condition(lambda: self.stage != stage)
+        return self.view()
 
     @workflow.query
     def view(self) -> TransferView:

@@ -1,0 +1,51 @@
+"""Real Temporal servers for the tests: one local dev server for the session (visibility, search
+attributes, update-with-start), and a fresh time-skipping server per deadline test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest_asyncio
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from treatyflow.client import DATA_CONVERTER
+from treatyflow.config import Settings
+from treatyflow.devserver import installed_binary, register_search_attributes
+from worker import create_worker
+from workflows import search_attributes
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=installed_binary("temporal"), data_converter=DATA_CONVERTER,
+        search_attributes=search_attributes.ALL, dev_server_log_level="error")
+    yield env
+    await env.shutdown()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def dev_settings(dev_env: WorkflowEnvironment, tmp_path_factory) -> AsyncIterator[Settings]:
+    """A real worker with the real activities on the session's dev server."""
+    settings = Settings(task_queue=f"tests-{uuid.uuid4().hex[:8]}",
+                        archive_dir=Path(tmp_path_factory.mktemp("archive")))
+    async with create_worker(dev_env.client, settings):
+        yield settings
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def dev_client(dev_env: WorkflowEnvironment) -> Client:
+    return dev_env.client
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """Its own time-skipping server: time skipping is global to an environment."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=installed_binary("temporal-test-server"), data_converter=DATA_CONVERTER)
+    await register_search_attributes(env.client, env.client.namespace)
+    yield env
+    await env.shutdown()

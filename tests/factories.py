@@ -1,0 +1,43 @@
+"""Requests for tests: a complete KZ→UZ transfer that passes every condition, to be varied."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from typing import Any
+
+from domain.transfer import TransferRequest
+
+BASE: dict[str, Any] = {
+    "sentencing_state": "KZ",
+    "administering_state": "UZ",
+    "received_on": "2026-11-20",
+    "person": {"full_name": "Aziz Testov", "date_of_birth": "1985-03-02", "citizenships": ["UZ"]},
+    "judgment": {"court": "Almaty City Court", "date": "2024-05-10", "final": True,
+                 "offences": [{"article": "188", "iccs": "0502", "description": "Theft"}]},
+    "sentence": {"indeterminate": False, "start_date": "2024-01-15", "years": 5, "months": 0, "days": 0,
+                 "pretrial_credit_days": 120, "remission_days": 0},
+    "financial_obligations": [],
+    "pending_proceedings": [],
+    "declaration": {"signed_on": "2026-11-18", "voluntary": True, "informed_of_consequences": True},
+}
+
+
+def new_reference(prefix: str = "T") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def transfer_body(**changes: Any) -> dict[str, Any]:
+    """The base body with top-level fields replaced; ``None`` removes a field."""
+    body = copy.deepcopy(BASE)
+    body["reference"] = new_reference()
+    for key, value in changes.items():
+        if value is None:
+            body.pop(key, None)
+        else:
+            body[key] = value
+    return body
+
+
+def transfer_request(**changes: Any) -> TransferRequest:
+    return TransferRequest.model_validate(transfer_body(**changes))
