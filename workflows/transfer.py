@@ -352,8 +352,9 @@ class TransferWorkflow:
             raise conflict(f"the case is closed ({self.stage})")
 
     async def moved_on_from(self, stage: TransferStage) -> TransferView:
-        """The view once the procedure has taken the act into account (the next stage)."""
-        await workflow.wait_condition(lambda: self.stage != stage)
+        """The view once the procedure has taken the act into account: the next waiting or
+        terminal stage, never the transient eligibility check."""
+        await workflow.wait_condition(lambda: self.stage not in (stage, "checking_eligibility"))
         return self.view()
 
     @workflow.query

@@ -1,0 +1,101 @@
+"""Record the committed histories that the replay test replays after every change:
+`python -m tests.histories.record` (a local dev server and a worker start and stop by
+themselves). Re-record only on purpose: an old history that no longer replays means running
+cases would break, which needs `workflow.patched()`, not a new recording."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from temporalio.testing import WorkflowEnvironment
+
+from domain.transfer import Declaration, Decision, HandoverConfirmation, LegalReview, Withdrawal
+from tests.factories import BASE, transfer_request
+from treatyflow.cases import open_transfer, transfer_handle
+from treatyflow.client import DATA_CONVERTER
+from treatyflow.config import Settings
+from treatyflow.devserver import installed_binary
+from worker import create_worker
+from workflows import search_attributes
+from workflows.transfer import TransferWorkflow
+
+HERE = Path(__file__).parent
+
+
+async def until_handover_arranged(handle) -> None:
+    for _ in range(100):
+        if (await handle.query(TransferWorkflow.view)).handover:
+            return
+        await asyncio.sleep(0.1)
+    raise TimeoutError("handover never arranged")
+
+
+async def transferred(client, tq):
+    view = await open_transfer(client, transfer_request(reference="HIST-TRANSFERRED"), "kz-gpo", tq)
+    h = transfer_handle(client, view.reference)
+    await h.execute_update(TransferWorkflow.record_decision, args=["uz-gpo", Decision(state="UZ", decision="consent")])
+    await h.execute_update(TransferWorkflow.record_decision, args=["kz-gpo", Decision(state="KZ", decision="consent")])
+    await until_handover_arranged(h)
+    today = (await h.query(TransferWorkflow.view)).opened_at.date()
+    await h.execute_update(TransferWorkflow.confirm_handover,
+                           args=["uz-penal", HandoverConfirmation(completed_on=today, place="Zhibek Zholy")])
+    return h
+
+
+async def declaration_then_legal_review_then_state_refusal(client, tq):
+    offences = [{"article": "9999", "description": "unmapped"}]
+    request = transfer_request(reference="HIST-REVIEW-REFUSED", declaration=None,
+                               judgment={**BASE["judgment"], "offences": offences})
+    await open_transfer(client, request, "kz-gpo", tq)
+    h = transfer_handle(client, request.reference)
+    await h.execute_update(TransferWorkflow.record_declaration,
+                           args=["kz-penal", Declaration.model_validate(BASE["declaration"])])
+    await h.execute_update(TransferWorkflow.record_legal_review,
+                           args=["uz-gpo", LegalReview(dual_criminality="satisfied", note="conduct is theft")])
+    await h.execute_update(TransferWorkflow.record_decision,
+                           args=["kz-gpo", Decision(state="KZ", decision="refuse", grounds=["proceedings_pending"])])
+    return h
+
+
+async def withdrawn(client, tq):
+    view = await open_transfer(client, transfer_request(reference="HIST-WITHDRAWN"), "kz-gpo", tq)
+    h = transfer_handle(client, view.reference)
+    await h.execute_update(TransferWorkflow.withdraw,
+                           args=["kz-penal", Withdrawal(withdrawn_on=view.opened_at.date(), reason="changed mind")])
+    return h
+
+
+async def refused_at_intake(client, tq):
+    request = transfer_request(reference="HIST-REFUSED", person={**BASE["person"], "citizenships": ["KZ"]})
+    await open_transfer(client, request, "kz-gpo", tq)
+    return transfer_handle(client, request.reference)
+
+
+async def main() -> None:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=installed_binary("temporal"), data_converter=DATA_CONVERTER,
+        search_attributes=search_attributes.ALL, dev_server_log_level="error")
+    settings = Settings(task_queue=f"record-{uuid.uuid4().hex[:6]}", archive_dir=Path(tempfile.mkdtemp()))
+    async with create_worker(env.client, settings):
+        for name, scenario in [("transfer-transferred", transferred),
+                               ("transfer-review-then-state-refusal", declaration_then_legal_review_then_state_refusal),
+                               ("transfer-withdrawn", withdrawn), ("transfer-refused-at-intake", refused_at_intake)]:
+            handle = await scenario(env.client, settings.task_queue)
+            await asyncio.wait_for(handle.result(), timeout=timedelta(seconds=30).total_seconds())
+            history = await handle.fetch_history()
+            (HERE / f"{name}.json").write_text(json.dumps(json.loads(history.to_json()), indent=1))
+            print("recorded", name, flush=True)
+    await env.shutdown()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
+    sys.stdout.flush()
+    os._exit(0)
