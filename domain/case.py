@@ -47,6 +47,7 @@ class Notice(BaseModel):
     due_on: date | None = None
     # a stable id, the same on every retry of the same notice: receivers drop repeats by it
     notice_id: str
+    at: datetime | None = None  # when the case issued it (workflow time)
 
 
 class ArchivedCase(BaseModel):
@@ -54,3 +55,5 @@ class ArchivedCase(BaseModel):
     reference: str
     closed_at: datetime
     view: dict
+    # SHA-256 of the request as opened (canonical JSON): a repeated open is compared by it
+    request_sha256: str

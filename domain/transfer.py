@@ -4,6 +4,8 @@ the clock or on reference data (see ``domain.intake`` for that)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import date, datetime
 from typing import Annotated, Literal
 
@@ -119,6 +121,12 @@ class TransferRequest(Body):
         if self.received_on and self.judgment.date > self.received_on:
             raise ValueError("judgment.date may not lie after received_on")
         return self
+
+
+def request_digest(request: BaseModel) -> str:
+    """SHA-256 of the request's canonical JSON (keys sorted, defaults applied)."""
+    body = json.dumps(request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(body.encode()).hexdigest()
 
 
 # --- acts on an open case ------------------------------------------------------------------

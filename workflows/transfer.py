@@ -28,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.parties import StateAuthorities
     from domain.reference import Deadlines, Treaty
     from domain.transfer import (
-        TERMINAL_STAGES, Declaration, Decision, EligibilityCondition, Handover, HandoverConfirmation,
+        TERMINAL_STAGES, Declaration, request_digest, Decision, EligibilityCondition, Handover, HandoverConfirmation,
         LegalReview, RecordedDecision, TransferRequest, TransferStage, TransferView, Withdrawal,
     )
     from workflows import search_attributes as sa
@@ -50,6 +50,11 @@ class OpenTransfer(BaseModel):
 
     request: TransferRequest
     opened_by: str
+
+
+class Opening(BaseModel):
+    view: TransferView
+    created: bool
 
 
 class CaseWithdrawn(Exception):
@@ -79,6 +84,7 @@ class TransferWorkflow:
         self.due_at: datetime | None = None
         self.stage_entered_on: date = self.opened_at.date()
         self.intake_done = False
+        self.open_requests = 0
         self.events: list[CaseEvent] = []
         self.notices: list[asyncio.Task[None]] = []
 
@@ -184,7 +190,8 @@ class TransferWorkflow:
         view = self.view()
         await workflow.execute_activity(
             "archive_case", ArchivedCase(kind="transfer", reference=self.request.reference,
-                                         closed_at=workflow.now(), view=view.model_dump(mode="json")),
+                                         closed_at=workflow.now(), view=view.model_dump(mode="json"),
+                                         request_sha256=request_digest(self.request)),
             summary="Archive the closed case", **STEP)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return view
@@ -247,10 +254,18 @@ class TransferWorkflow:
     # ---- acts of the authorities: updates with validators ---------------------------------
 
     @workflow.update
-    async def opened(self) -> TransferView:
-        """Answers once intake has run: a waiting stage or ``refused``, never a transient one."""
+    async def opened(self, request: TransferRequest) -> Opening:
+        """Answers once intake has run: a waiting stage or ``refused``, never a transient one.
+        The first call is the one that opened the case; a repeat finds it."""
+        self.open_requests += 1
+        created = self.open_requests == 1
         await workflow.wait_condition(lambda: self.intake_done)
-        return self.view()
+        return Opening(view=self.view(), created=created)
+
+    @opened.validator
+    def validate_opened(self, request: TransferRequest) -> None:
+        if request != self.request:
+            raise conflict(f"reference {request.reference} is already used by a different request")
 
     @workflow.update
     async def record_declaration(self, actor: str, declaration: Declaration) -> TransferView:
@@ -465,7 +480,8 @@ class TransferWorkflow:
         """Send a notice without holding up the case; record it as a case event once delivered."""
         notice = Notice(kind="transfer", reference=self.request.reference, event=event, recipient=recipient,
                         stage=self.stage, action=action, due_on=due_on,
-                        notice_id=f"{workflow.info().workflow_id}/{workflow.info().run_id}/{len(self.notices)}")
+                        notice_id=f"{workflow.info().workflow_id}/{workflow.info().run_id}/{len(self.notices)}",
+                        at=workflow.now())
 
         async def deliver() -> None:
             try:

@@ -38,7 +38,7 @@ async def until_handover_arranged(handle) -> None:
 
 
 async def transferred(client, tq):
-    view = await open_transfer(client, transfer_request(reference="HIST-TRANSFERRED"), "kz-gpo", tq)
+    view = (await open_transfer(client, transfer_request(reference="HIST-TRANSFERRED"), "kz-gpo", tq)).view
     h = transfer_handle(client, view.reference)
     await h.execute_update(TransferWorkflow.record_decision, args=["uz-gpo", Decision(state="UZ", decision="consent")])
     await h.execute_update(TransferWorkflow.record_decision, args=["kz-gpo", Decision(state="KZ", decision="consent")])
@@ -65,7 +65,7 @@ async def declaration_then_legal_review_then_state_refusal(client, tq):
 
 
 async def withdrawn(client, tq):
-    view = await open_transfer(client, transfer_request(reference="HIST-WITHDRAWN"), "kz-gpo", tq)
+    view = (await open_transfer(client, transfer_request(reference="HIST-WITHDRAWN"), "kz-gpo", tq)).view
     h = transfer_handle(client, view.reference)
     await h.execute_update(TransferWorkflow.withdraw,
                            args=["kz-penal", Withdrawal(withdrawn_on=view.opened_at.date(), reason="changed mind")])

@@ -28,7 +28,7 @@ async def start(env: WorkflowEnvironment, s: Settings, **changes) -> WorkflowHan
     handle = await env.client.start_workflow(
         TransferWorkflow.run, OpenTransfer(request=request, opened_by="kz-gpo"),
         id=transfer_workflow_id(request.reference), task_queue=s.task_queue)
-    await handle.execute_update(TransferWorkflow.opened)
+    await handle.execute_update(TransferWorkflow.opened, request)
     return handle
 
 
