@@ -16,7 +16,7 @@ from temporalio.worker import Worker
 from activities.archive import FileArchive
 from activities.handover import arrange_handover
 from activities.intake import check_eligibility, resolve_treaty
-from activities.notify import notify
+from activities.notify import Notifier, Webhooks
 from treatyflow.client import connect
 from treatyflow.config import Settings
 from treatyflow.logging import configure_logging
@@ -27,7 +27,9 @@ GRACEFUL_SHUTDOWN = 10.0  # seconds for in-flight activities to finish when the 
 
 
 def activities(settings: Settings) -> list[Callable]:
-    return [resolve_treaty, check_eligibility, arrange_handover, notify,
+    """Every activity; an unusable webhooks file raises WebhookConfigError here, at start-up."""
+    notifier = Notifier(Webhooks.load(settings.webhooks_file))
+    return [resolve_treaty, check_eligibility, arrange_handover, notifier.notify,
             FileArchive(settings.archive_dir).archive_case]
 
 

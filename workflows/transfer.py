@@ -186,15 +186,23 @@ class TransferWorkflow:
         for state in self.states:
             if state in self.authorities:  # a state missing from the directory has no one to tell
                 self.notify(self.authorities[state].central_authority, "case_closed")
-        await asyncio.gather(*self.notices)
+        if workflow.patched("archive-before-notices"):
+            # the record of the closed case does not wait for webhooks that may be down for hours
+            await self.archive()
+            await asyncio.gather(*self.notices)
+        else:  # cases closed before this change
+            await asyncio.gather(*self.notices)
+            await self.archive()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.view()
+
+    async def archive(self) -> None:
         view = self.view()
         await workflow.execute_activity(
             "archive_case", ArchivedCase(kind="transfer", reference=self.request.reference,
                                          closed_at=workflow.now(), view=view.model_dump(mode="json"),
                                          request_sha256=request_digest(self.request)),
             summary="Archive the closed case", **STEP)
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        return view
 
     # ---- waiting for people, with reminders and escalation -------------------------------
 

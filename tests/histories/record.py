@@ -1,6 +1,7 @@
 """Record the committed histories that the replay test replays after every change:
-`python -m tests.histories.record` (a local dev server and a worker start and stop by
-themselves). Re-record only on purpose: an old history that no longer replays means running
+`python -m tests.histories.record v3` writes `<path>-v3.json` (a local dev server and a worker
+start and stop by themselves). Keep the older versions: they prove that cases begun under
+earlier code still replay. Re-record only on purpose: an old history that no longer replays means running
 cases would break, which needs `workflow.patched()`, not a new recording."""
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ async def refused_at_intake(client, tq):
     return transfer_handle(client, request.reference)
 
 
-async def main() -> None:
+async def main(version: str) -> None:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=installed_binary("temporal"), data_converter=DATA_CONVERTER,
         search_attributes=search_attributes.ALL, dev_server_log_level="error")
@@ -90,12 +91,14 @@ async def main() -> None:
             handle = await scenario(env.client, settings.task_queue)
             await asyncio.wait_for(handle.result(), timeout=timedelta(seconds=30).total_seconds())
             history = await handle.fetch_history()
-            (HERE / f"{name}.json").write_text(json.dumps(json.loads(history.to_json()), indent=1))
+            (HERE / f"{name}-{version}.json").write_text(json.dumps(json.loads(history.to_json()), indent=1))
             print("recorded", name, flush=True)
     await env.shutdown()
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m tests.histories.record <version tag, e.g. v3>")
+    asyncio.run(main(sys.argv[1]))
     sys.stdout.flush()
     os._exit(0)
