@@ -3,6 +3,8 @@ attributes, update-with-start), and a fresh time-skipping server per deadline te
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -49,3 +51,27 @@ async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     await register_search_attributes(env.client, env.client.namespace)
     yield env
     await env.shutdown()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def api_url(dev_env: WorkflowEnvironment, dev_settings: Settings, tmp_path_factory) -> AsyncIterator[str]:
+    """The real API app over real HTTP (uvicorn on a free loopback port), in dev mode (demo keys),
+    against the session's dev server and worker."""
+    import socket
+
+    import uvicorn
+
+    from api.app import create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = dataclasses.replace(dev_settings, dev_mode=True, api_port=port, api_timeout=5.0)
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, dev_env.client), host="127.0.0.1", port=port,
+                                           log_config=None, access_log=False))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    await task

@@ -24,9 +24,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="treatyflow", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("up", help="the product on this machine: the embedded Temporal dev server "
-                                   "(SQLite under the data dir, UI) and the worker, until Ctrl-C")
+    commands.add_parser("up", help="the product on this machine (what `make run` runs): the embedded Temporal "
+                                   "dev server (SQLite under the data dir, UI), the worker and the API in dev "
+                                   "mode, until Ctrl-C")
     commands.add_parser("worker", help="run a worker against TEMPORAL_ADDRESS until SIGINT/SIGTERM")
+    commands.add_parser("api", help="serve the HTTP API on TREATYFLOW_API_HOST:TREATYFLOW_API_PORT "
+                                    "(127.0.0.1:8000) until SIGINT/SIGTERM")
+    demo = commands.add_parser("demo", help="drive a Kazakhstan–Uzbekistan scenario through the running API "
+                                            "(start `make run` first)")
+    demo.add_argument("--api", default=None, help="API base URL (default http://TREATYFLOW_API_HOST:PORT)")
     commands.add_parser("server", help="run only the embedded Temporal dev server until Ctrl-C")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
@@ -35,6 +41,12 @@ def main(argv: list[str] | None = None) -> None:
 
         worker.main()
         code = 0
+    elif args.command == "api":
+        code = serve_api(settings)
+    elif args.command == "demo":
+        from treatyflow.demo import run_demo
+
+        code = run_demo(args.api or f"http://{settings.api_host}:{settings.api_port}", settings)
     else:
         code = up(settings, with_worker=args.command == "up")
     # A process that used a Temporal client can abort while the interpreter finalizes
@@ -66,13 +78,20 @@ def up(settings: Settings, *, with_worker: bool) -> int:
 
         asyncio.run(prepare())
         if with_worker:
-            children.insert(0, subprocess.Popen([sys.executable, "-m", "treatyflow.cli", "worker"],
-                                                start_new_session=True))
+            env = {**os.environ, "TREATYFLOW_MODE": os.environ.get("TREATYFLOW_MODE", "dev")}
+            for command in ("worker", "api"):  # stopped in this order: the API drains before the worker goes
+                children.insert(0, subprocess.Popen([sys.executable, "-m", "treatyflow.cli", command], env=env,
+                                                    start_new_session=True))
         host = settings.temporal_address.rsplit(":", 1)[0]
         print(f"\ntreatyflow is up (data in {settings.data_dir.resolve()})\n"
               f"  Temporal UI:       http://{host}:{settings.ui_port}\n"
               f"  Temporal frontend: {settings.temporal_address} (namespace {settings.temporal_namespace})\n"
               f"  worker:            {'running on task queue ' + settings.task_queue if with_worker else 'not started'}\n"
+              + (f"  API:               http://{settings.api_host}:{settings.api_port}/v1 "
+                 f"(docs: http://{settings.api_host}:{settings.api_port}/docs)\n"
+                 "  demo keys:         Authorization: Bearer demo-<authority id>, e.g. demo-kz-gpo, demo-uz-gpo,\n"
+                 "                     demo-kz-penal, demo-uz-penal (dev mode only)\n"
+                 "  try:               .venv/bin/treatyflow demo\n" if with_worker else "") +
               f"  archive:           {settings.archive_dir.resolve()}\n"
               f"  server log:        {settings.data_dir.resolve() / 'temporal-server.log'}\n"
               "Ctrl-C stops everything; the next start finds every open case where it was.\n", flush=True)
@@ -88,6 +107,19 @@ def up(settings: Settings, *, with_worker: bool) -> int:
                 except subprocess.TimeoutExpired:
                     child.kill()
         print("treatyflow stopped.", flush=True)
+
+
+def serve_api(settings: Settings) -> int:
+    """uvicorn with the app; on SIGINT/SIGTERM it stops accepting and drains in-flight requests."""
+    import uvicorn
+
+    from api.app import create_app
+    from treatyflow.logging import configure_logging
+
+    configure_logging(settings.log_level)
+    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_config=None,
+                timeout_graceful_shutdown=int(settings.api_timeout) + 5, access_log=False)
+    return 0
 
 
 if __name__ == "__main__":

@@ -17,6 +17,15 @@ class Settings:
     ui_port: int = 8233
     log_level: str = "INFO"
     retention_days: int = 3650
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    dev_mode: bool = False  # demo keys (demo-<authority id>) are accepted only in dev mode
+    api_keys: str = ""  # "<authority>:<sha256 hex>,..."
+    api_keys_file: Path | None = None  # JSON {"<sha256 hex>": "<authority>"}
+    api_timeout: float = 10.0  # seconds a request may wait on Temporal before answering 503
+    rate_limit: float = 50.0  # requests per second per authority (burst of the same size)
+    max_body_bytes: int = 1_048_576
+    webhooks_file: Path | None = None  # JSON {"<authority id>": {"url": ..., "secret": ...}}; none: no webhooks
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -31,4 +40,13 @@ class Settings:
             ui_port=int(env.get("TREATYFLOW_UI_PORT", cls.ui_port)),
             log_level=env.get("TREATYFLOW_LOG_LEVEL", cls.log_level).upper(),
             retention_days=int(env.get("TREATYFLOW_RETENTION_DAYS", cls.retention_days)),
+            api_host=env.get("TREATYFLOW_API_HOST", cls.api_host),
+            api_port=int(env.get("TREATYFLOW_API_PORT", cls.api_port)),
+            dev_mode=env.get("TREATYFLOW_MODE", "production").lower() == "dev",
+            api_keys=env.get("TREATYFLOW_API_KEYS", ""),
+            api_keys_file=Path(env["TREATYFLOW_API_KEYS_FILE"]) if env.get("TREATYFLOW_API_KEYS_FILE") else None,
+            api_timeout=float(env.get("TREATYFLOW_API_TIMEOUT", cls.api_timeout)),
+            rate_limit=float(env.get("TREATYFLOW_RATE_LIMIT", cls.rate_limit)),
+            max_body_bytes=int(env.get("TREATYFLOW_MAX_BODY_BYTES", cls.max_body_bytes)),
+            webhooks_file=Path(env["TREATYFLOW_WEBHOOKS_FILE"]) if env.get("TREATYFLOW_WEBHOOKS_FILE") else None,
         )

@@ -1,0 +1,46 @@
+"""The FastAPI application: one Temporal client shared by every request, created at start-up."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+from temporalio.client import Client
+
+from activities.archive import FileArchive
+from api import common, errors, ops, transfers
+from api.keys import KeyRing
+from api.limits import RateLimiter, body_size_limit
+from domain.reference import reference
+from treatyflow.client import connect
+from treatyflow.config import Settings
+
+
+def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
+    """The app; ``client`` given (tests) or connected at start-up. Key configuration errors
+    fail here, loudly, not at the first request."""
+    ref = reference()
+    keys = KeyRing.configured(ref, dev_mode=settings.dev_mode, pairs=settings.api_keys, file=settings.api_keys_file)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.client = client or await connect(settings)
+        yield
+
+    app = FastAPI(title="treatyflow", version="0.1.0", lifespan=lifespan,
+                  description="International cooperation in criminal matters: transfer of sentenced persons "
+                              "and mutual legal assistance. Authenticate with `Authorization: Bearer <key>`.")
+    app.state.settings = settings
+    app.state.reference = ref
+    app.state.keys = keys
+    app.state.archive = FileArchive(settings.archive_dir)
+    app.state.limiter = RateLimiter(settings.rate_limit)
+    app.state.metrics = ops.Metrics()
+    app.state.client = client
+    errors.install(app)
+    app.add_middleware(ops.MetricsMiddleware)
+    for router in (transfers.router, common.router):
+        app.include_router(router, dependencies=[Depends(body_size_limit)])
+    app.include_router(ops.router)
+    return app

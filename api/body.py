@@ -1,0 +1,25 @@
+"""Reading a request body strictly: JSON only, unknown fields rejected, the fields at fault named."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from fastapi import Request
+from pydantic import BaseModel, ValidationError
+
+from api.errors import ApiError, invalid, problems_of
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def parse(request: Request, model: type[M]) -> M:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    raw = await request.body()
+    try:
+        return model.model_validate_json(raw or b"")
+    except ValidationError as exc:
+        if any(e.get("type") == "json_invalid" for e in exc.errors()):
+            raise invalid([("(body)", "not valid JSON")]) from None
+        raise invalid(problems_of(exc)) from None

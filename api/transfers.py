@@ -1,0 +1,180 @@
+"""/v1/transfers: open a transfer case, read it, list them, and the acts of API.md."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.auth import ROLES_IN, caller, deny, hide
+from api.body import parse
+from api.engine import act_refused, closed_meanwhile, within
+from api.errors import conflict, invalid
+from api.listing import CaseList, list_cases
+from domain.intake import transfer_problems
+from domain.reference import Authority
+from domain.transfer import (
+    Declaration, Decision, HandoverConfirmation, LegalReview, TransferRequest, TransferStage, TransferView,
+    Withdrawal, request_digest,
+)
+from treatyflow.cases import CaseClosed, open_transfer, transfer_handle
+from workflows.transfer import TransferWorkflow
+
+router = APIRouter(prefix="/v1/transfers", tags=["transfers"])
+Caller = Annotated[Authority, Depends(caller)]
+CENTRAL, PRISON = "central_authority", "prison_service"
+
+
+@dataclass
+class Found:
+    view: TransferView
+    handle: WorkflowHandle
+    live: bool
+
+
+def utc_today():
+    return datetime.now(timezone.utc).date()
+
+
+async def find(request: Request, who: Authority, reference: str) -> Found:
+    """The case, live (query) or closed (archive); 404 unless the caller's state is a party;
+    403 for a role with no part in transfers."""
+    app = request.app.state
+    handle = transfer_handle(app.client, reference)
+    try:
+        described = await within(app.settings.api_timeout, handle.describe())
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise
+        described = None
+    if described is not None and described.status == WorkflowExecutionStatus.RUNNING:
+        view = await within(app.settings.api_timeout, handle.query(TransferWorkflow.view))
+        found = Found(view, handle, live=True)
+    else:
+        archived = app.archive.read("transfer", reference)
+        if archived is None and described is None:
+            raise hide(request, who, reference)
+        view = (TransferView.model_validate(archived.view) if archived
+                else await within(app.settings.api_timeout, handle.result()))
+        found = Found(view, handle, live=False)
+    if who.state not in (view.sentencing_state, view.administering_state):
+        raise hide(request, who, reference)
+    if who.role not in ROLES_IN["transfer"]:
+        raise deny(request, who, f"a {who.role} has no part in transfers", reference)
+    return found
+
+
+@router.post("", response_model=TransferView, status_code=201,
+             responses={200: {"description": "the same request again: the existing case"}})
+async def open_case(request: Request, response: Response, who: Caller) -> Any:
+    app = request.app.state
+    if who.role != CENTRAL:
+        raise deny(request, who, "only a central authority opens a transfer case")
+    body = await parse(request, TransferRequest)
+    if who.state not in (body.sentencing_state, body.administering_state):
+        raise deny(request, who, f"{who.state} is not a party to this transfer", body.reference)
+    today = utc_today()
+    body = body.model_copy(update={"received_on": body.received_on or today})
+    problems = transfer_problems(body, today, app.reference)
+    if problems:
+        raise invalid(problems)
+    try:
+        opening = await within(app.settings.api_timeout,
+                               open_transfer(app.client, body, who.id, app.settings.task_queue))
+    except WorkflowUpdateFailedError as err:
+        raise act_refused(err) from None
+    except CaseClosed:
+        archived = app.archive.read("transfer", body.reference)
+        if archived is None or archived.request_sha256 != request_digest(body):
+            raise conflict(f"reference {body.reference} is already used by a different request") from None
+        response.status_code = 200
+        return TransferView.model_validate(archived.view)
+    response.status_code = 201 if opening.created else 200
+    return opening.view
+
+
+@router.get("", response_model=CaseList)
+async def list_transfers(request: Request, who: Caller, stage: TransferStage | None = None,
+                         state: Annotated[str | None, Query(pattern=r"^[A-Z]{2}$")] = None,
+                         page_size: Annotated[int, Query(ge=1, le=200)] = 50,
+                         page_token: str | None = None) -> CaseList:
+    if who.role not in ROLES_IN["transfer"]:
+        raise deny(request, who, f"a {who.role} has no part in transfers")
+    return await list_cases(request, "transfer", who, stage=stage, partner=state, page_size=page_size,
+                            page_token=page_token)
+
+
+@router.get("/{reference}", response_model=TransferView)
+async def read_case(request: Request, reference: str, who: Caller) -> TransferView:
+    return (await find(request, who, reference)).view
+
+
+def of_state(role_ok: set[str], side: str) -> Callable[[Authority, TransferView], bool]:
+    def allowed(who: Authority, view: TransferView) -> bool:
+        return who.role in role_ok and who.state == getattr(view, f"{side}_state")
+    return allowed
+
+
+async def act(request: Request, who: Authority, reference: str, update: Any, model: type,
+              allowed: Callable[[Authority, TransferView], bool], what: str,
+              check: Callable[[Any, TransferView], None] | None = None) -> TransferView:
+    """401 → 404 → 403 → 422 → 409, then the act as a workflow update whose validator has the
+    last word; the answer is the case view once the act took effect."""
+    app = request.app.state
+    found = await find(request, who, reference)
+    if not allowed(who, found.view):
+        raise deny(request, who, f"{who.id} may not {what} in this case", reference)
+    body = await parse(request, model)
+    if check:
+        check(body, found.view)
+    if not found.live:
+        raise conflict(f"the case is closed ({found.view.stage})")
+    try:
+        return await within(app.settings.api_timeout, found.handle.execute_update(update, args=[who.id, body]))
+    except WorkflowUpdateFailedError as err:
+        raise act_refused(err) from None
+    except RPCError as err:
+        if closed_meanwhile(err):
+            raise conflict("the case is closed") from None
+        raise
+
+
+@router.post("/{reference}/declaration", response_model=TransferView)
+async def record_declaration(request: Request, reference: str, who: Caller) -> TransferView:
+    return await act(request, who, reference, TransferWorkflow.record_declaration, Declaration,
+                     of_state({PRISON, CENTRAL}, "sentencing"), "record the declaration")
+
+
+@router.post("/{reference}/legal-review", response_model=TransferView)
+async def record_legal_review(request: Request, reference: str, who: Caller) -> TransferView:
+    return await act(request, who, reference, TransferWorkflow.record_legal_review, LegalReview,
+                     of_state({CENTRAL}, "administering"), "record the legal review")
+
+
+@router.post("/{reference}/decisions", response_model=TransferView)
+async def record_decision(request: Request, reference: str, who: Caller) -> TransferView:
+    def for_own_state(decision: Decision, view: TransferView) -> None:
+        if decision.state not in (view.sentencing_state, view.administering_state):
+            raise invalid([("state", f"state must be {view.sentencing_state} or {view.administering_state}")])
+        if decision.state != who.state:
+            raise deny(request, who, f"{who.id} may not decide for {decision.state}", reference)
+
+    return await act(request, who, reference, TransferWorkflow.record_decision, Decision,
+                     lambda w, _: w.role == CENTRAL, "decide", for_own_state)
+
+
+@router.post("/{reference}/handover", response_model=TransferView)
+async def confirm_handover(request: Request, reference: str, who: Caller) -> TransferView:
+    return await act(request, who, reference, TransferWorkflow.confirm_handover, HandoverConfirmation,
+                     of_state({PRISON, CENTRAL}, "administering"), "confirm the handover")
+
+
+@router.post("/{reference}/withdrawal", response_model=TransferView)
+async def withdraw(request: Request, reference: str, who: Caller) -> TransferView:
+    return await act(request, who, reference, TransferWorkflow.withdraw, Withdrawal,
+                     of_state({PRISON, CENTRAL}, "sentencing"), "withdraw the case")
