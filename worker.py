@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 import structlog
-from temporalio import workflow
+from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -60,6 +60,7 @@ def main() -> None:
     settings = Settings.from_env()
     configure_logging(settings.log_level)
     workflow.logger.workflow_info_on_message = False
+    activity.logger.activity_info_on_message = False
     asyncio.run(run_worker(settings))
 
 

@@ -1,0 +1,114 @@
+"""`treatyflow demo`: a Kazakhstan–Uzbekistan scenario driven through the running HTTP API with
+the demo keys (dev mode): one transfer completes, one is refused for outstanding financial
+obligations, one waits for the sentenced person's declaration. Persons are fictional."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import httpx
+
+from treatyflow.config import Settings
+
+
+def key(authority: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer demo-{authority}"}
+
+
+def transfer(reference: str, **changes: Any) -> dict[str, Any]:
+    today = datetime.now(timezone.utc).date().isoformat()
+    body: dict[str, Any] = {
+        "reference": reference, "sentencing_state": "KZ", "administering_state": "UZ", "received_on": today,
+        "person": {"full_name": "Demo Person", "date_of_birth": "1985-03-02", "citizenships": ["UZ"]},
+        "judgment": {"court": "Almaty City Court", "date": "2024-05-10", "final": True,
+                     "offences": [{"article": "188", "iccs": "0502", "description": "Theft"}]},
+        "sentence": {"indeterminate": False, "start_date": "2024-01-15", "years": 5,
+                     "pretrial_credit_days": 120},
+        "declaration": {"signed_on": today, "voluntary": True, "informed_of_consequences": True},
+    }
+    body.update(changes)
+    return body
+
+
+class Demo:
+    def __init__(self, api: str) -> None:
+        self.http = httpx.Client(base_url=api, timeout=30.0)
+
+    def call(self, method: str, path: str, authority: str, body: dict | None = None) -> dict[str, Any]:
+        response = self.http.request(method, path, json=body, headers=key(authority))
+        if response.status_code >= 400:
+            raise RuntimeError(f"{method} {path} as {authority}: {response.status_code} {response.text}")
+        return response.json()
+
+    def step(self, text: str, view: dict[str, Any]) -> None:
+        pending = ", ".join(f"{p['authority']} {p['action']} by {p['due_on']}" for p in view["pending_actions"])
+        print(f"  {text:<46} → {view['stage']}" + (f"  ({', '.join(view['grounds'])})" if view["grounds"] else "")
+              + (f"  waiting for: {pending}" if pending else ""), flush=True)
+
+    def completed(self, ref: str) -> None:
+        print(f"\n{ref}: a transfer that completes", flush=True)
+        self.step("kz-gpo opens the case (declaration attached)", self.call("POST", "/v1/transfers", "kz-gpo",
+                                                                            transfer(ref)))
+        self.step("uz-gpo consents for Uzbekistan", self.call(
+            "POST", f"/v1/transfers/{ref}/decisions", "uz-gpo", {"state": "UZ", "decision": "consent"}))
+        self.step("kz-gpo consents for Kazakhstan", self.call(
+            "POST", f"/v1/transfers/{ref}/decisions", "kz-gpo", {"state": "KZ", "decision": "consent"}))
+        view = self.until(ref, "uz-penal", lambda v: v["handover"] is not None)
+        print(f"  handover arranged at {view['handover']['place']}, due {view['handover']['due_on']}", flush=True)
+        today = datetime.now(timezone.utc).date().isoformat()
+        self.step("uz-penal confirms the handover", self.call(
+            "POST", f"/v1/transfers/{ref}/handover", "uz-penal",
+            {"completed_on": today, "place": view["handover"]["place"]}))
+
+    def refused(self, ref: str) -> None:
+        print(f"\n{ref}: a person with an unpaid fine", flush=True)
+        body = transfer(ref, financial_obligations=[
+            {"description": "court fine", "amount": "1500.00", "currency": "KZT", "settled": False}])
+        view = self.call("POST", "/v1/transfers", "kz-gpo", body)
+        self.step("kz-gpo opens the case", view)
+        for c in view["eligibility"]:
+            print(f"    {c['condition']:<22} {c['outcome']:<14} {c['basis']}", flush=True)
+
+    def waiting(self, ref: str) -> None:
+        print(f"\n{ref}: no declaration yet", flush=True)
+        self.step("uz-gpo opens the case (no declaration)",
+                  self.call("POST", "/v1/transfers", "uz-gpo", transfer(ref, declaration=None)))
+        inbox = self.call("GET", "/v1/inbox", "kz-penal")
+        mine = [i for i in inbox["items"] if i["reference"] == ref]
+        print(f"  kz-penal's inbox shows it: {mine[0]['action'] if mine else '(not yet indexed)'}", flush=True)
+
+    def until(self, ref: str, authority: str, done, seconds: float = 30.0) -> dict[str, Any]:
+        deadline = time.monotonic() + seconds
+        while True:
+            view = self.call("GET", f"/v1/transfers/{ref}", authority)
+            if done(view) or time.monotonic() > deadline:
+                return view
+            time.sleep(0.2)
+
+
+def run_demo(api: str, settings: Settings) -> int:
+    demo = Demo(api)
+    try:
+        demo.http.get("/healthz").raise_for_status()
+    except httpx.HTTPError:
+        print(f"No treatyflow API at {api}: start it with `make run` first.", flush=True)
+        return 2
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
+    refs = [f"KZ-UZ-DEMO-{stamp}-{n}" for n in (1, 2, 3)]
+    try:
+        demo.completed(refs[0])
+        demo.refused(refs[1])
+        demo.waiting(refs[2])
+    except RuntimeError as err:
+        print(f"demo stopped: {err}", flush=True)
+        return 1
+    print("\nWhere the cases stand:", flush=True)
+    for ref in refs:
+        view = demo.call("GET", f"/v1/transfers/{ref}", "kz-gpo")
+        host = settings.temporal_address.rsplit(":", 1)[0]
+        print(f"  {ref:<28} {view['stage']:<22} "
+              f"http://{host}:{settings.ui_port}/namespaces/{settings.temporal_namespace}/workflows/transfer:{ref}",
+              flush=True)
+    return 0
