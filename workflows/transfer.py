@@ -12,33 +12,28 @@ escalation (``overdue``) after it; only the declaration's deadline ends the case
 from __future__ import annotations
 
 import asyncio
-from datetime import date, datetime, timedelta
-from typing import Callable
+from datetime import date, timedelta
 
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.handover import HandoverPlan
     from activities.intake import EligibilityQuestion, TreatyAnswer, TreatyQuestion
-    from domain.case import Action, ArchivedCase, CaseEvent, Notice, PendingAction
+    from domain.case import ArchivedCase
     from domain.eligibility import Eligibility
     from domain.parties import StateAuthorities
     from domain.reference import Deadlines, Treaty
     from domain.transfer import (
-        TERMINAL_STAGES, Declaration, request_digest, Decision, EligibilityCondition, Handover, HandoverConfirmation,
-        LegalReview, RecordedDecision, TransferRequest, TransferStage, TransferView, Withdrawal,
+        TERMINAL_STAGES, Declaration, Decision, EligibilityCondition, Handover, HandoverConfirmation,
+        LegalReview, RecordedDecision, TransferRequest, TransferStage, TransferView, Withdrawal, request_digest,
     )
     from workflows import search_attributes as sa
     from workflows.rejection import conflict, invalid, not_permitted
 
+from workflows.case import STEP, CaseWithdrawn, CaseWorkflow
+
 ALWAYS_OPEN_GROUNDS = ("not_national", "state_declined")
-STEP = dict(start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5)))
-NOTICE = dict(start_to_close_timeout=timedelta(seconds=30), schedule_to_close_timeout=timedelta(days=1),
-              retry_policy=RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=10)))
 
 
 def transfer_workflow_id(reference: str) -> str:
@@ -57,15 +52,15 @@ class Opening(BaseModel):
     created: bool
 
 
-class CaseWithdrawn(Exception):
-    """Raised inside the workflow when the sentencing state withdrew the case while it waited."""
-
-
 @workflow.defn(name="Transfer")
-class TransferWorkflow:
+class TransferWorkflow(CaseWorkflow):
+    kind = "transfer"
+
     @workflow.init
     def __init__(self, case: OpenTransfer) -> None:
+        super().__init__()
         self.request = case.request
+        self.reference = case.request.reference
         self.opened_by = case.opened_by
         self.opened_at = workflow.now()
         self.received_on: date = case.request.received_on or self.opened_at.date()
@@ -80,13 +75,9 @@ class TransferWorkflow:
         self.decisions: dict[str, RecordedDecision] = {}
         self.handover: Handover | None = None
         self.withdrawal: Withdrawal | None = None
-        self.pending: list[PendingAction] = []
-        self.due_at: datetime | None = None
         self.stage_entered_on: date = self.opened_at.date()
         self.intake_done = False
         self.open_requests = 0
-        self.events: list[CaseEvent] = []
-        self.notices: list[asyncio.Task[None]] = []
 
     # ---- the procedure ------------------------------------------------------------------
 
@@ -203,61 +194,6 @@ class TransferWorkflow:
                                          closed_at=workflow.now(), view=view.model_dump(mode="json"),
                                          request_sha256=request_digest(self.request)),
             summary="Archive the closed case", **STEP)
-
-    # ---- waiting for people, with reminders and escalation -------------------------------
-
-    async def await_acts(self, acts: list[tuple[str, Action]], days: int, done: Callable[[], bool],
-                         *, expires: bool = False) -> bool:
-        """Wait until ``done()``: remind the authorities 7 days before the deadline (at once if
-        that moment has passed); after it, either expire (``expires``) or flag the actions
-        overdue and escalate to each state's central authority, and keep waiting.
-        Raises CaseWithdrawn if the case is withdrawn meanwhile."""
-        due = workflow.now() + timedelta(days=days)
-        self.due_at = due
-        self.pending = [PendingAction(authority=a, action=act, due_on=due.date()) for a, act in acts]
-        self.publish()
-        for p in self.pending:
-            self.notify(p.authority, "action_requested", action=p.action, due_on=p.due_on)
-
-        def ready() -> bool:
-            return done() or self.withdrawal is not None
-
-        remind_at = due - timedelta(days=self.deadlines.reminder_before)
-        if not await self.wait_until(ready, remind_at, "reminder"):
-            for p in self.pending:
-                self.notify(p.authority, "reminder", action=p.action, due_on=p.due_on)
-            if not await self.wait_until(ready, due, "deadline"):
-                if expires:
-                    return False
-                self.escalate()
-                await workflow.wait_condition(ready)
-        self.pending = []
-        self.due_at = None
-        if self.withdrawal is not None:
-            raise CaseWithdrawn
-        return True
-
-    @staticmethod
-    async def wait_until(ready: Callable[[], bool], moment: datetime, what: str) -> bool:
-        if ready():
-            return True
-        remaining = moment - workflow.now()
-        if remaining <= timedelta(0):
-            return False
-        try:
-            await workflow.wait_condition(ready, timeout=remaining, timeout_summary=what)
-            return True
-        except asyncio.TimeoutError:
-            return False
-
-    def escalate(self) -> None:
-        for p in self.pending:
-            p.overdue = True
-        self.record("system", "deadline_passed", ", ".join(f"{p.authority}: {p.action}" for p in self.pending))
-        escalated = {self.state_of(p.authority) for p in self.pending}
-        for state in sorted(escalated):
-            self.notify(self.authorities[state].central_authority, "escalation", due_on=self.pending[0].due_on)
-        self.publish()
 
     # ---- acts of the authorities: updates with validators ---------------------------------
 
@@ -438,8 +374,16 @@ class TransferWorkflow:
         assert self.treaty is not None
         return self.treaty.deadlines
 
-    def state_of(self, authority: str) -> str:
-        return next(s for s, a in self.authorities.items() if authority in (a.central_authority, a.prison_service))
+    def withdrawn(self) -> bool:
+        return self.withdrawal is not None
+
+    def escalation_recipient(self, authority: str) -> str:
+        return next(a.central_authority for a in self.authorities.values()
+                    if authority in (a.central_authority, a.prison_service))
+
+    @property
+    def reminder_days(self) -> int:  # type: ignore[override]
+        return self.deadlines.reminder_before if self.treaty else 7
 
     def refusal(self) -> RecordedDecision | None:
         return next((d for d in self.decisions.values() if d.decision == "refuse"), None)
@@ -457,9 +401,6 @@ class TransferWorkflow:
         self.stage_entered_on = workflow.now().date()
         self.intake_done = self.intake_done or stage != "checking_eligibility"
         self.publish()
-
-    def record(self, actor: str, action: str, detail: str) -> None:
-        self.events.append(CaseEvent(at=workflow.now(), actor=actor, action=action, detail=detail))
 
     def publish(self) -> None:
         """Search attributes and the Temporal UI's current details, after every change."""
@@ -482,22 +423,3 @@ class TransferWorkflow:
             lines.append(f"**Waiting for:** {p.authority} to {p.action}, by {p.due_on}"
                          + (" — **OVERDUE**" if p.overdue else ""))
         workflow.set_current_details("\n\n".join(lines))
-
-    def notify(self, recipient: str, event: str, *, action: Action | None = None,
-               due_on: date | None = None) -> None:
-        """Send a notice without holding up the case; record it as a case event once delivered."""
-        notice = Notice(kind="transfer", reference=self.request.reference, event=event, recipient=recipient,
-                        stage=self.stage, action=action, due_on=due_on,
-                        notice_id=f"{workflow.info().workflow_id}/{workflow.info().run_id}/{len(self.notices)}",
-                        at=workflow.now())
-
-        async def deliver() -> None:
-            try:
-                await workflow.execute_activity("notify", notice, summary=f"Notify {recipient}: {event}",
-                                                **NOTICE)
-                self.record("system", f"notice_{event}", f"to {recipient}" + (f": {action}" if action else ""))
-            except ActivityError:
-                self.record("system", "notice_failed", f"{event} to {recipient}")
-
-        self.notices.append(asyncio.create_task(deliver()))
-
