@@ -15,21 +15,25 @@ from temporalio.worker import Worker
 
 from activities.archive import FileArchive
 from activities.handover import arrange_handover
-from activities.intake import check_eligibility, resolve_treaty
+from activities.intake import check_assistance_scope, check_eligibility, resolve_treaty
+from activities.manifest import build_manifest
 from activities.notify import Notifier, Webhooks
 from treatyflow.client import connect
 from treatyflow.config import Settings
 from treatyflow.logging import configure_logging
+from workflows.assistance import AssistanceWorkflow
+from workflows.measure import MeasureWorkflow
 from workflows.transfer import TransferWorkflow
 
-WORKFLOWS = [TransferWorkflow]
+WORKFLOWS = [TransferWorkflow, AssistanceWorkflow, MeasureWorkflow]
 GRACEFUL_SHUTDOWN = 10.0  # seconds for in-flight activities to finish when the worker stops
 
 
 def activities(settings: Settings) -> list[Callable]:
     """Every activity; an unusable webhooks file raises WebhookConfigError here, at start-up."""
     notifier = Notifier(Webhooks.load(settings.webhooks_file))
-    return [resolve_treaty, check_eligibility, arrange_handover, notifier.notify,
+    return [resolve_treaty, check_eligibility, arrange_handover, check_assistance_scope, build_manifest,
+            notifier.notify,
             FileArchive(settings.archive_dir).archive_case]
 
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from domain.assistance import AssistanceRequest, MeasureView, scope
 from domain.eligibility import Eligibility, assess_eligibility
 from domain.parties import StateAuthorities, state_authorities
 from domain.reference import Treaty, reference
@@ -51,3 +52,20 @@ async def check_eligibility(question: EligibilityQuestion) -> Eligibility:
         raise ApplicationError(f"treaty {question.treaty_id} is not in the registry", type="unknown_treaty",
                                non_retryable=True)
     return assess_eligibility(question.request, treaty, ref, question.received_on)
+
+
+class ScopeQuestion(BaseModel):
+    request: AssistanceRequest
+    treaty_id: str
+
+
+@activity.defn(name="check_assistance_scope")
+async def check_assistance_scope(question: ScopeQuestion) -> list[MeasureView]:
+    """Each measure against the treaty (covered; dual criminality for the coercive ones it names),
+    routed to its executing authority and, if coercive, to the court that authorises it."""
+    ref = reference()
+    treaty = ref.treaty(question.treaty_id)
+    if treaty is None or treaty.kind != "assistance":
+        raise ApplicationError(f"treaty {question.treaty_id} is not an assistance treaty in the registry",
+                               type="unknown_treaty", non_retryable=True)
+    return scope(question.request, treaty, ref)

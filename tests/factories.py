@@ -41,3 +41,38 @@ def transfer_body(**changes: Any) -> dict[str, Any]:
 
 def transfer_request(**changes: Any) -> TransferRequest:
     return TransferRequest.model_validate(transfer_body(**changes))
+
+
+ASSISTANCE: dict[str, Any] = {
+    "requesting_state": "FR",
+    "requested_state": "KZ",
+    "received_on": "2026-11-01",
+    "issuing_authority": "Juge d'instruction, Paris",
+    "purpose": "Investigation of a fraud against investors",
+    "facts": "Funds of investors were moved through accounts in Almaty",
+    "offences": [{"article": "313-1", "iccs": "0701", "description": "Fraud"}],
+    "measures": [
+        {"id": "m1", "kind": "identify_bank_accounts", "description": "Accounts held", "subject": "a company"},
+        {"id": "m2", "kind": "search", "description": "Search of the office", "subject": "an office"},
+        {"id": "m3", "kind": "interrogation", "description": "Hear the director", "subject": "a director"},
+    ],
+    "urgent": False,
+    "confidential": False,
+}
+
+
+def assistance_body(**changes: Any) -> dict[str, Any]:
+    body = copy.deepcopy(ASSISTANCE)
+    body["reference"] = new_reference("A")
+    for key, value in changes.items():
+        if value is None:
+            body.pop(key, None)
+        else:
+            body[key] = value
+    return body
+
+
+def assistance_request(**changes: Any):
+    from domain.assistance import AssistanceRequest
+
+    return AssistanceRequest.model_validate(assistance_body(**changes))

@@ -9,8 +9,11 @@ from temporalio.common import (
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from domain.assistance import AssistanceRequest
 from domain.transfer import TransferRequest
 from workflows import search_attributes as sa
+from workflows.assistance import AssistanceOpening, AssistanceWorkflow, OpenAssistance, assistance_workflow_id
+from workflows.measure import MeasureWorkflow, measure_workflow_id
 from workflows.transfer import OpenTransfer, Opening, TransferWorkflow, transfer_workflow_id
 
 
@@ -42,3 +45,33 @@ async def open_transfer(client: Client, request: TransferRequest, opened_by: str
 
 def transfer_handle(client: Client, reference: str) -> WorkflowHandle:
     return client.get_workflow_handle_for(TransferWorkflow.run, transfer_workflow_id(reference))
+
+
+async def open_assistance(client: Client, request: AssistanceRequest, opened_by: str,
+                          task_queue: str) -> AssistanceOpening:
+    """As ``open_transfer``, for a request for mutual legal assistance."""
+    start = WithStartWorkflowOperation(
+        AssistanceWorkflow.run, OpenAssistance(request=request, opened_by=opened_by),
+        id=assistance_workflow_id(request.reference), task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        search_attributes=TypedSearchAttributes([
+            SearchAttributePair(sa.CASE_KIND, "assistance"),
+            SearchAttributePair(sa.CASE_STATES, [request.requesting_state, request.requested_state]),
+        ]),
+        static_summary=f"Assistance {request.reference}: {request.requesting_state} → {request.requested_state}, "
+                       f"{len(request.measures)} measures",
+    )
+    try:
+        return await client.execute_update_with_start_workflow(
+            AssistanceWorkflow.opened, request, start_workflow_operation=start)
+    except WorkflowAlreadyStartedError:
+        raise CaseClosed(request.reference) from None
+
+
+def assistance_handle(client: Client, reference: str) -> WorkflowHandle:
+    return client.get_workflow_handle_for(AssistanceWorkflow.run, assistance_workflow_id(reference))
+
+
+def measure_handle(client: Client, reference: str, measure_id: str) -> WorkflowHandle:
+    return client.get_workflow_handle_for(MeasureWorkflow.run, measure_workflow_id(reference, measure_id))

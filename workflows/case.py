@@ -32,6 +32,7 @@ class CaseWorkflow:
     reference: str
     stage: str
     reminder_days: int = 7
+    confidential: bool = False  # notices then carry only reference and action
 
     def __init__(self) -> None:
         self.events: list[CaseEvent] = []
@@ -64,7 +65,7 @@ class CaseWorkflow:
                         for a, act in acts]
         self.publish()
         for p in self.pending:
-            self.notify(p.authority, "action_requested", action=p.action, due_on=p.due_on)
+            self.notify(p.authority, "action_requested", action=p.action, due_on=p.due_on, measure_id=measure_id)
 
         def ready() -> bool:
             return done() or self.withdrawn()
@@ -72,7 +73,7 @@ class CaseWorkflow:
         remind_at = due - timedelta(days=self.reminder_days)
         if not await self.wait_until(ready, remind_at, "reminder"):
             for p in self.pending:
-                self.notify(p.authority, "reminder", action=p.action, due_on=p.due_on)
+                self.notify(p.authority, "reminder", action=p.action, due_on=p.due_on, measure_id=measure_id)
             if not await self.wait_until(ready, due, "deadline"):
                 if expires:
                     return False
@@ -108,8 +109,10 @@ class CaseWorkflow:
     def notify(self, recipient: str, event: str, *, action: Action | None = None,
                due_on: date | None = None, measure_id: str | None = None) -> None:
         """Send a notice without holding up the case; record it as a case event once delivered."""
+        hidden = self.confidential
         notice = Notice(kind=self.kind, reference=self.reference, event=event, recipient=recipient,
-                        stage=self.stage, action=action, due_on=due_on, measure_id=measure_id,
+                        stage="" if hidden else self.stage, action=action, due_on=None if hidden else due_on,
+                        measure_id=None if hidden else measure_id,
                         notice_id=f"{workflow.info().workflow_id}/{workflow.info().run_id}/{len(self.notices)}",
                         at=workflow.now())
 

@@ -298,7 +298,7 @@ class TransferWorkflow(CaseWorkflow):
     async def withdraw(self, actor: str, withdrawal: Withdrawal) -> TransferView:
         self.withdrawal = withdrawal
         self.record(actor, "withdrawn", f"on {withdrawal.withdrawn_on}")
-        await workflow.wait_condition(lambda: self.stage == "withdrawn")
+        await workflow.wait_condition(lambda: self.stage in TERMINAL_STAGES)
         return self.view()
 
     @withdraw.validator

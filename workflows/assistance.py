@@ -1,0 +1,401 @@
+"""A request for mutual legal assistance, as one durable workflow per request and a child
+workflow per measure (``workflows/measure.py``).
+
+Read ``AssistanceWorkflow.run`` top to bottom: the treaty is resolved and each measure checked
+against it at intake; the requested state's central authority reviews the request — it may
+accept, refuse, ask the requesting state for more information (which must come within the
+deadline) or postpone it to a date; once accepted, each permitted measure runs as its own
+workflow (court authorisation for coercive ones, execution by the routed authority); when every
+measure has ended, the evidence manifest is built and the request closes as completed, partially
+completed or unsuccessful. The requesting state may withdraw it at any open stage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, datetime, time, timezone
+
+from pydantic import BaseModel
+from temporalio import workflow
+from temporalio.workflow import ParentClosePolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities.intake import ScopeQuestion, TreatyAnswer, TreatyQuestion
+    from activities.manifest import ManifestOrder
+    from domain.assistance import (
+        ASSISTANCE_TERMINAL, MEASURE_TERMINAL, AssistanceRequest, AssistanceStage, AssistanceView,
+        AssistanceWithdrawal, InformationAnswer, MeasureView, Results, Review, refusal_grounds_of, request_outcome,
+    )
+    from domain.case import ArchivedCase
+    from domain.parties import StateAuthorities
+    from domain.reference import Deadlines, Treaty
+    from domain.transfer import request_digest
+    from workflows import search_attributes as sa
+    from workflows.rejection import conflict, invalid, not_permitted
+
+from workflows.case import STEP, CaseWithdrawn, CaseWorkflow
+from workflows.measure import MeasureOrder, MeasureWorkflow, measure_workflow_id
+
+SYSTEM_GROUNDS = ("no_treaty", "not_covered_by_treaty")
+
+
+def assistance_workflow_id(reference: str) -> str:
+    return f"assistance:{reference}"
+
+
+class OpenAssistance(BaseModel):
+    request: AssistanceRequest
+    opened_by: str
+
+
+class AssistanceOpening(BaseModel):
+    view: AssistanceView
+    created: bool
+
+
+@workflow.defn(name="Assistance")
+class AssistanceWorkflow(CaseWorkflow):
+    kind = "assistance"
+
+    @workflow.init
+    def __init__(self, case: OpenAssistance) -> None:
+        super().__init__()
+        self.request = case.request
+        self.reference = case.request.reference
+        self.opened_by = case.opened_by
+        self.opened_at = workflow.now()
+        self.received_on: date = case.request.received_on or self.opened_at.date()
+        self.confidential = case.request.confidential
+        self.stage: AssistanceStage = "under_review"
+        self.outcome: AssistanceStage | None = None
+        self.grounds: list[str] = []
+        self.treaty: Treaty | None = None
+        self.authorities: dict[str, StateAuthorities] = {}
+        self.measures: dict[str, MeasureView] = {
+            m.id: MeasureView(id=m.id, kind=m.kind, stage="pending") for m in case.request.measures}
+        self.review: Review | None = None
+        self.answer: InformationAnswer | None = None
+        self.questions: str | None = None
+        self.postponed_until: date | None = None
+        self.withdrawal: AssistanceWithdrawal | None = None
+        self.results: Results | None = None
+        self.children: dict[str, workflow.ChildWorkflowHandle] = {}
+        self.intake_done = False
+        self.assembling = False
+        self.open_requests = 0
+
+    # ---- the procedure ------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, case: OpenAssistance) -> AssistanceView:
+        self.record(self.opened_by, "case_opened",
+                    f"{self.request.requesting_state} → {self.request.requested_state}, received {self.received_on}, "
+                    f"{len(self.measures)} measures" + (", urgent" if self.request.urgent else ""))
+        await self.resolve_treaty()
+        if self.treaty is None:
+            for m in self.measures.values():
+                m.stage, m.grounds = "not_permitted", ["no_treaty"]
+            return await self.close("refused", ["no_treaty"])
+        await self.check_scope()
+        if not self.open_measures():
+            return await self.close("refused", refusal_grounds_of(list(self.measures.values())))
+        try:
+            while True:
+                review = await self.await_review()
+                if review.decision == "refuse":
+                    return await self.close("refused", review.grounds)
+                if review.decision == "request_information":
+                    if not await self.await_information(review.questions):
+                        return await self.close("expired", ["no_information"])
+                elif review.decision == "postpone":
+                    assert review.postpone_until is not None
+                    await self.postpone(review.postpone_until)
+                else:
+                    self.settle_dual_criminality(review)
+                    break
+            if not self.open_measures():
+                return await self.close("refused", refusal_grounds_of(list(self.measures.values())))
+            await self.execute()
+            self.results = await workflow.execute_activity(
+                "build_manifest", ManifestOrder(reference=self.reference, measures=list(self.measures.values())),
+                result_type=Results, summary="Build the evidence manifest", **STEP)
+            self.record("system", "manifest_built", f"{len(self.results.items)} items, {self.results.manifest_sha256}")
+            return await self.close(request_outcome(list(self.measures.values())), [])
+        except CaseWithdrawn:
+            await self.cancel_measures()
+            return await self.close("withdrawn", [])
+
+    async def resolve_treaty(self) -> None:
+        answer: TreatyAnswer = await workflow.execute_activity(
+            "resolve_treaty",
+            TreatyQuestion(kind="assistance", received_on=self.received_on,
+                           states=(self.request.requesting_state, self.request.requested_state)),
+            result_type=TreatyAnswer, summary="Resolve the governing treaty", **STEP)
+        self.treaty = answer.treaty
+        self.authorities = {a.state: a for a in answer.authorities}
+        self.record("system", "treaty_resolved", self.treaty.id if self.treaty else "no treaty in force")
+
+    async def check_scope(self) -> None:
+        assert self.treaty is not None
+        checked: list[MeasureView] = await workflow.execute_activity(
+            "check_assistance_scope", ScopeQuestion(request=self.request, treaty_id=self.treaty.id),
+            result_type=list[MeasureView], summary="Check each measure against the treaty", **STEP)
+        self.measures = {m.id: m for m in checked}
+        self.record("system", "scope_checked", ", ".join(
+            f"{m.id}={m.stage}" + (f" ({', '.join(m.grounds)})" if m.grounds else "")
+            + (f" dual criminality {m.dual_criminality}" if m.dual_criminality != "not_applicable" else "")
+            for m in checked))
+
+    async def await_review(self) -> Review:
+        self.enter("under_review")
+        self.review = None
+        await self.await_acts([(self.requested.central_authority, "review_request")],
+                              self.days("review"), lambda: self.review is not None)
+        assert self.review is not None
+        return self.review
+
+    async def await_information(self, questions: str) -> bool:
+        self.questions = questions
+        self.answer = None
+        self.enter("awaiting_information")
+        return await self.await_acts([(self.requesting.central_authority, "answer_information")],
+                                     self.deadlines.information, lambda: self.answer is not None, expires=True)
+
+    async def postpone(self, until: date) -> None:
+        self.postponed_until = until
+        self.enter("postponed")
+        back = datetime.combine(until, time(0), tzinfo=timezone.utc)
+        if await self.wait_until(self.withdrawn, back, "postponed until"):
+            raise CaseWithdrawn
+        self.postponed_until = None
+        self.record("system", "postponement_ended", str(until))
+
+    def settle_dual_criminality(self, review: Review) -> None:
+        """A doubt on dual criminality is settled by the reviewer's answer."""
+        for m in self.measures.values():
+            if m.stage == "pending" and m.dual_criminality == "needs_review":
+                if review.dual_criminality == "not_satisfied":
+                    m.stage, m.grounds, m.court = "not_permitted", ["no_dual_criminality"], None
+                m.dual_criminality = "satisfied" if review.dual_criminality == "satisfied" else "failed"
+
+    async def execute(self) -> None:
+        """Each permitted measure as its own workflow; wait until all have ended."""
+        self.enter("executing")
+        days = self.deadlines.execution
+        if self.request.respond_by:
+            days = max(1, (self.request.respond_by - workflow.now().date()).days)
+        elif self.request.urgent:
+            days = max(1, days // 2)
+        for m in self.open_measures():
+            order = MeasureOrder(
+                reference=self.reference, measure=m, states=self.states,
+                requested_central_authority=self.requested.central_authority,
+                authorisation_days=self.deadlines.authorisation, execution_days=days,
+                reminder_days=self.deadlines.reminder_before, confidential=self.confidential,
+                request_workflow_id=workflow.info().workflow_id)
+            self.children[m.id] = await workflow.start_child_workflow(
+                MeasureWorkflow.run, order, id=measure_workflow_id(self.reference, m.id),
+                parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
+                static_summary=f"Measure {m.id} ({m.kind}) of {self.reference}")
+        finished = asyncio.gather(*self.children.values())
+        await workflow.wait_condition(lambda: finished.done() or self.withdrawn())
+        if self.withdrawn():
+            raise CaseWithdrawn
+        for view in finished.result():
+            self.measures[view.id] = view.model_copy(update={"pending_actions": []})
+        self.assembling = True  # from here the results go back; the request can no longer be withdrawn
+
+    async def cancel_measures(self) -> None:
+        open_children = [h for mid, h in self.children.items() if self.measures[mid].stage not in MEASURE_TERMINAL]
+        for handle in open_children:
+            await handle.signal(MeasureWorkflow.cancel)
+        for view in await asyncio.gather(*open_children):
+            self.measures[view.id] = view.model_copy(update={"pending_actions": []})
+        for m in self.measures.values():  # measures never started
+            if m.stage == "pending":
+                m.stage = "cancelled"
+
+    async def close(self, outcome: AssistanceStage, grounds: list[str]) -> AssistanceView:
+        self.grounds = list(grounds)
+        self.outcome = outcome
+        self.pending = []
+        self.due_at = None
+        self.enter(outcome)
+        self.record("system", "case_closed", outcome + (f": {', '.join(grounds)}" if grounds else ""))
+        for state in self.states:
+            if state in self.authorities:
+                self.notify(self.authorities[state].central_authority, "case_closed")
+        await workflow.execute_activity(
+            "archive_case", ArchivedCase(kind="assistance", reference=self.reference, closed_at=workflow.now(),
+                                         view=self.view().model_dump(mode="json"),
+                                         request_sha256=request_digest(self.request)),
+            summary="Archive the closed request", **STEP)
+        await asyncio.gather(*self.notices)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.view()
+
+    # ---- acts: updates with validators, and the measures' signals ----------------------------
+
+    @workflow.update
+    async def opened(self, request: AssistanceRequest) -> AssistanceOpening:
+        self.open_requests += 1
+        created = self.open_requests == 1
+        await workflow.wait_condition(lambda: self.intake_done)
+        return AssistanceOpening(view=self.view(), created=created)
+
+    @opened.validator
+    def validate_opened(self, request: AssistanceRequest) -> None:
+        if request != self.request:
+            raise conflict(f"reference {request.reference} is already used by a different request")
+
+    @workflow.update
+    async def record_review(self, actor: str, review: Review) -> AssistanceView:
+        self.review = review
+        self.record(actor, f"review_{review.decision}",
+                    ", ".join(review.grounds) or (str(review.postpone_until) if review.postpone_until else ""))
+        await workflow.wait_condition(lambda: self.stage != "under_review" or self.review is None)
+        return self.view()
+
+    @record_review.validator
+    def validate_review(self, actor: str, review: Review) -> None:
+        self.require_intake_done()
+        if actor != self.requested.central_authority:
+            raise not_permitted(f"{actor} may not review this request")
+        if review.decision == "refuse":
+            allowed = self.rules_grounds()
+            cited = [g for g in review.grounds if g not in allowed]
+            if cited:
+                raise invalid("grounds", f"grounds {cited} are not open here; allowed: {allowed}")
+        if review.postpone_until and review.postpone_until <= workflow.now().date():
+            raise invalid("postpone_until", "postpone_until must lie in the future")
+        needs = [m.id for m in self.measures.values() if m.stage == "pending" and m.dual_criminality == "needs_review"]
+        if review.decision == "accept" and needs and review.dual_criminality is None:
+            raise invalid("dual_criminality", f"dual_criminality is required: measures {needs} need review")
+        if self.stage != "under_review" or self.review is not None:
+            raise conflict(f"cannot review in stage {self.stage}")
+
+    @workflow.update
+    async def record_information(self, actor: str, answer: InformationAnswer) -> AssistanceView:
+        self.answer = answer
+        self.record(actor, "information_answered", "")
+        await workflow.wait_condition(lambda: self.stage != "awaiting_information")
+        return self.view()
+
+    @record_information.validator
+    def validate_information(self, actor: str, answer: InformationAnswer) -> None:
+        self.require_intake_done()
+        if actor != self.requesting.central_authority:
+            raise not_permitted(f"{actor} may not answer for the requesting state")
+        if self.stage != "awaiting_information" or self.answer is not None:
+            raise conflict(f"no information is awaited in stage {self.stage}")
+
+    @workflow.update
+    async def withdraw(self, actor: str, withdrawal: AssistanceWithdrawal) -> AssistanceView:
+        self.withdrawal = withdrawal
+        self.record(actor, "withdrawn", "")
+        await workflow.wait_condition(lambda: self.stage in ASSISTANCE_TERMINAL)
+        return self.view()
+
+    @withdraw.validator
+    def validate_withdrawal(self, actor: str, withdrawal: AssistanceWithdrawal) -> None:
+        self.require_intake_done()
+        if actor != self.requesting.central_authority:
+            raise not_permitted(f"{actor} may not withdraw this request")
+        if self.stage in ASSISTANCE_TERMINAL or self.withdrawal is not None or self.assembling:
+            raise conflict(f"the request is closed ({self.stage})" if not self.assembling
+                           else "every measure has ended; the results are being sent")
+
+    @workflow.signal
+    def measure_changed(self, measure: MeasureView) -> None:
+        known = self.measures.get(measure.id)
+        if known is not None and measure.revision > known.revision:
+            self.measures[measure.id] = measure
+            self.publish()
+
+    @workflow.query
+    def view(self) -> AssistanceView:
+        measures = [m.model_copy(update={"pending_actions": []}) for m in self.measures.values()]
+        pending = [*self.pending, *(p for m in self.measures.values() for p in m.pending_actions)]
+        return AssistanceView(
+            reference=self.reference, stage=self.stage, outcome=self.outcome, grounds=self.grounds,
+            treaty=self.treaty.id if self.treaty else None, requesting_state=self.request.requesting_state,
+            requested_state=self.request.requested_state, received_on=self.received_on, opened_at=self.opened_at,
+            urgent=self.request.urgent, confidential=self.confidential, respond_by=self.request.respond_by,
+            postponed_until=self.postponed_until, questions=self.questions if self.stage == "awaiting_information"
+            else None, measures=measures, results=self.results, pending_actions=pending,
+            overdue=any(p.overdue for p in pending), events=list(self.events))
+
+    # ---- helpers ----------------------------------------------------------------------------
+
+    def require_intake_done(self) -> None:
+        if not self.intake_done:
+            raise conflict("the request is still being opened; try again shortly")
+
+    @property
+    def states(self) -> tuple[str, str]:
+        return self.request.requesting_state, self.request.requested_state
+
+    @property
+    def requesting(self) -> StateAuthorities:
+        return self.authorities[self.request.requesting_state]
+
+    @property
+    def requested(self) -> StateAuthorities:
+        return self.authorities[self.request.requested_state]
+
+    @property
+    def deadlines(self) -> Deadlines:
+        assert self.treaty is not None
+        return self.treaty.deadlines
+
+    @property
+    def reminder_days(self) -> int:  # type: ignore[override]
+        return self.deadlines.reminder_before if self.treaty else 7
+
+    def days(self, stage: str) -> int:
+        days = getattr(self.deadlines, stage)
+        return max(1, days // 2) if self.request.urgent else days
+
+    def rules_grounds(self) -> list[str]:
+        assert self.treaty is not None and self.treaty.assistance is not None
+        return [g for g in self.treaty.assistance.refusal_grounds.value if g not in SYSTEM_GROUNDS]
+
+    def open_measures(self) -> list[MeasureView]:
+        return [m for m in self.measures.values() if m.stage == "pending"]
+
+    def withdrawn(self) -> bool:
+        return self.withdrawal is not None
+
+    def escalation_recipient(self, authority: str) -> str:
+        return next(a.central_authority for a in self.authorities.values()
+                    if authority in (a.central_authority, a.prison_service))
+
+    def enter(self, stage: AssistanceStage) -> None:
+        if stage != self.stage:
+            self.record("system", "stage_entered", stage)
+        self.stage = stage
+        self.intake_done = True
+        self.publish()
+
+    def publish(self) -> None:
+        workflow.upsert_search_attributes([
+            sa.CASE_KIND.value_set("assistance"),
+            sa.CASE_STAGE.value_set(self.stage),
+            sa.CASE_STATES.value_set(list(self.states)),
+            sa.TREATY_ID.value_set(self.treaty.id) if self.treaty else sa.TREATY_ID.value_unset(),
+            sa.CASE_OUTCOME.value_set(self.outcome) if self.outcome else sa.CASE_OUTCOME.value_unset(),
+            sa.AWAITING_AUTHORITIES.value_set(sorted({p.authority for p in self.pending}))
+            if self.pending else sa.AWAITING_AUTHORITIES.value_unset(),
+            sa.ACTION_DUE_AT.value_set(self.due_at) if self.due_at else sa.ACTION_DUE_AT.value_unset(),
+        ])
+        lines = [f"**Assistance request {self.reference}** ({self.request.requesting_state} → "
+                 f"{self.request.requested_state}), treaty {self.treaty.id if self.treaty else '—'}",
+                 f"**Stage:** {self.stage}" + (f" — outcome {self.outcome}" if self.outcome else "")]
+        if self.grounds:
+            lines.append(f"**Grounds:** {', '.join(self.grounds)}")
+        lines += [f"**Measure {m.id}** ({m.kind}): {m.stage}" for m in self.measures.values()]
+        for p in [*self.pending, *(p for m in self.measures.values() for p in m.pending_actions)]:
+            lines.append(f"**Waiting for:** {p.authority} to {p.action}"
+                         + (f" ({p.measure_id})" if p.measure_id else "") + f", by {p.due_on}"
+                         + (" — **OVERDUE**" if p.overdue else ""))
+        workflow.set_current_details("\n\n".join(lines))

@@ -1,0 +1,162 @@
+"""One measure of a mutual-legal-assistance request, as a child workflow of the request.
+
+A coercive measure (search, seizure) first waits for the authorisation of the requested state's
+court; then the executing authority it is routed to reports the result, with evidence items.
+Every stage change is signalled to the request so that its view and its inbox stay current.
+The request cancels an open measure by the ``cancel`` signal when it is withdrawn."""
+
+from __future__ import annotations
+
+import asyncio
+
+from pydantic import BaseModel
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from domain.assistance import Authorisation, MeasureResult, MeasureStage, MeasureView
+    from workflows import search_attributes as sa
+    from workflows.rejection import conflict, invalid, not_permitted
+
+from workflows.case import CaseWithdrawn, CaseWorkflow
+
+MEASURE_KIND = "assistance_measure"  # CaseKind of a measure: lists show requests, the inbox both
+
+
+def measure_workflow_id(reference: str, measure_id: str) -> str:
+    return f"assistance:{reference}:{measure_id}"
+
+
+class MeasureOrder(BaseModel):
+    """What the request hands to a measure: everything it needs, no reference data to read."""
+
+    reference: str
+    measure: MeasureView
+    states: tuple[str, str]  # requesting, requested
+    requested_central_authority: str
+    authorisation_days: int
+    execution_days: int
+    reminder_days: int
+    confidential: bool
+    request_workflow_id: str
+
+
+@workflow.defn(name="AssistanceMeasure")
+class MeasureWorkflow(CaseWorkflow):
+    kind = "assistance"
+
+    @workflow.init
+    def __init__(self, order: MeasureOrder) -> None:
+        super().__init__()
+        self.order = order
+        self.reference = order.reference
+        self.measure = order.measure.model_copy(deep=True)
+        self.stage = self.measure.stage
+        self.reminder_days = order.reminder_days
+        self.confidential = order.confidential
+        self.authorisation: Authorisation | None = None
+        self.result: MeasureResult | None = None
+        self.cancelled = False
+        self.reports: list[asyncio.Task[None]] = []
+
+    @workflow.run
+    async def run(self, order: MeasureOrder) -> MeasureView:
+        m = self.measure
+        try:
+            if m.court:
+                await self.enter("awaiting_authorisation")
+                await self.await_acts([(m.court, "authorise_measure")], order.authorisation_days,
+                                      lambda: self.authorisation is not None, measure_id=m.id)
+                assert self.authorisation is not None
+                if not self.authorisation.granted:
+                    return await self.end("denied")
+            await self.enter("executing")
+            await self.await_acts([(m.assigned_to or order.requested_central_authority, "report_result")],
+                                  order.execution_days, lambda: self.result is not None, measure_id=m.id)
+            assert self.result is not None
+            m.evidence = list(self.result.evidence)
+            return await self.end(self.result.outcome)
+        except CaseWithdrawn:
+            return await self.end("cancelled")
+
+    async def enter(self, stage: MeasureStage) -> None:
+        self.stage = self.measure.stage = stage
+        self.publish()
+
+    async def end(self, stage: MeasureStage) -> MeasureView:
+        self.pending = []
+        self.due_at = None
+        await self.enter(stage)
+        await asyncio.gather(*self.reports, *self.notices)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.view()
+
+    # ---- acts -------------------------------------------------------------------------------
+
+    @workflow.update
+    async def authorise(self, actor: str, authorisation: Authorisation) -> MeasureView:
+        self.authorisation = authorisation
+        self.record(actor, "authorisation_" + ("granted" if authorisation.granted else "denied"), self.measure.id)
+        await workflow.wait_condition(lambda: self.stage != "awaiting_authorisation")
+        return self.view()
+
+    @authorise.validator
+    def validate_authorisation(self, actor: str, authorisation: Authorisation) -> None:
+        if actor != self.measure.court:
+            raise not_permitted(f"{actor} may not authorise measure {self.measure.id}")
+        if self.stage != "awaiting_authorisation":
+            raise conflict(f"measure {self.measure.id} is not awaiting authorisation ({self.stage})")
+
+    @workflow.update
+    async def report_result(self, actor: str, result: MeasureResult) -> MeasureView:
+        self.result = result
+        self.record(actor, f"result_{result.outcome}", f"{self.measure.id}: {len(result.evidence)} evidence items")
+        await workflow.wait_condition(lambda: self.stage != "executing")
+        return self.view()
+
+    @report_result.validator
+    def validate_result(self, actor: str, result: MeasureResult) -> None:
+        if actor not in (self.measure.assigned_to, self.order.requested_central_authority):
+            raise not_permitted(f"{actor} may not report the result of measure {self.measure.id}")
+        today = workflow.now().date()
+        late = [i for i, e in enumerate(result.evidence) if e.collected_on > today]
+        if late:
+            raise invalid(f"evidence.{late[0]}.collected_on", "collected_on may not lie in the future")
+        if self.stage != "executing":
+            raise conflict(f"measure {self.measure.id} is not executing ({self.stage})")
+
+    @workflow.signal
+    def cancel(self) -> None:
+        """The request was withdrawn: an open measure becomes ``cancelled``."""
+        self.cancelled = True
+
+    @workflow.query
+    def view(self) -> MeasureView:
+        return self.measure.model_copy(update={"pending_actions": list(self.pending)})
+
+    # ---- CaseWorkflow -----------------------------------------------------------------------
+
+    def withdrawn(self) -> bool:
+        return self.cancelled
+
+    def escalation_recipient(self, authority: str) -> str:
+        return self.order.requested_central_authority
+
+    def publish(self) -> None:
+        workflow.upsert_search_attributes([
+            sa.CASE_KIND.value_set(MEASURE_KIND),
+            sa.CASE_STAGE.value_set(self.stage),
+            sa.CASE_STATES.value_set(list(self.order.states)),
+            sa.AWAITING_AUTHORITIES.value_set(sorted({p.authority for p in self.pending}))
+            if self.pending else sa.AWAITING_AUTHORITIES.value_unset(),
+            sa.ACTION_DUE_AT.value_set(self.due_at) if self.due_at else sa.ACTION_DUE_AT.value_unset(),
+        ])
+        lines = [f"**Measure {self.measure.id}** ({self.measure.kind}) of assistance request {self.reference}",
+                 f"**Stage:** {self.stage}"]
+        lines += [f"**Waiting for:** {p.authority} to {p.action}, by {p.due_on}"
+                  + (" — **OVERDUE**" if p.overdue else "") for p in self.pending]
+        workflow.set_current_details("\n\n".join(lines))
+        # the request learns every change of this measure (it keeps the highest revision)
+        self.measure.revision += 1
+        view = self.view()
+        self.reports.append(asyncio.create_task(
+            workflow.get_external_workflow_handle(self.order.request_workflow_id).signal("measure_changed", view)))
