@@ -9,7 +9,7 @@ from fastapi import Depends, FastAPI
 from temporalio.client import Client
 
 from activities.archive import FileArchive
-from api import common, errors, ops, transfers
+from api import assistance, common, errors, ops, transfers
 from api.keys import KeyRing
 from api.limits import RateLimiter, body_size_limit
 from domain.reference import reference
@@ -40,7 +40,7 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     app.state.client = client
     errors.install(app)
     app.add_middleware(ops.MetricsMiddleware)
-    for router in (transfers.router, common.router):
+    for router in (transfers.router, assistance.router, common.router):
         app.include_router(router, dependencies=[Depends(body_size_limit)])
     app.include_router(ops.router)
     return app

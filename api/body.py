@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime, timezone
 from typing import TypeVar
 
 from fastapi import Request
@@ -23,3 +24,8 @@ async def parse(request: Request, model: type[M]) -> M:
         if any(e.get("type") == "json_invalid" for e in exc.errors()):
             raise invalid([("(body)", "not valid JSON")]) from None
         raise invalid(problems_of(exc)) from None
+
+
+def utc_today() -> date:
+    """'Today' for the API is the UTC date (API.md)."""
+    return datetime.now(timezone.utc).date()

@@ -12,12 +12,14 @@ from api.engine import within
 from api.errors import not_found
 from api.listing import Inbox, inbox, quoted
 from domain.reference import Authority
+from domain.assistance import AssistanceStage
 from domain.transfer import TransferStage
 
 router = APIRouter(prefix="/v1", tags=["common"])
 Caller = Annotated[Authority, Depends(caller)]
 
-STAGES = {"transfer": list(TransferStage.__args__)}  # type: ignore[attr-defined]
+STAGES = {"transfer": list(TransferStage.__args__), "assistance": list(AssistanceStage.__args__)}  # type: ignore[attr-defined]
+OUTCOMES = {"transferred", "refused", "withdrawn", "expired", "completed", "partially_completed", "unsuccessful"}
 
 
 def treaty_json(treaty) -> dict[str, Any]:
@@ -63,8 +65,7 @@ async def stats(request: Request, who: Caller) -> dict[str, Any]:
         result["kinds"][kind] = {
             "total": await count(base),
             "by_stage": {s: n for s, n in zip(stages, by_stage) if n},
-            "by_outcome": {s: n for s, n in zip(stages, by_stage) if n and s in
-                           ("transferred", "refused", "withdrawn", "expired")},
+            "by_outcome": {s: n for s, n in zip(stages, by_stage) if n and s in OUTCOMES},
             "by_partner": {p: n for p, n in zip(partners, by_partner) if n},
         }
     result["registry"] = {"treaties": len(ref.treaties), "partner_countries": len(partners),

@@ -17,6 +17,7 @@ from api.errors import invalid
 from domain.case import Action
 from domain.reference import Authority
 from workflows import search_attributes as sa
+from workflows.measure import MEASURE_KIND
 
 # The action an authority awaited at a stage takes there (the stage names it unambiguously).
 ACTION_AT_STAGE: dict[str, Action] = {
@@ -27,6 +28,8 @@ ACTION_AT_STAGE: dict[str, Action] = {
     "under_review": "review_request",
     "awaiting_information": "answer_information",
 }
+MEASURE_ACTION: dict[str, Action] = {"awaiting_authorisation": "authorise_measure", "executing": "report_result"}
+
 
 
 class CaseSummary(BaseModel):
@@ -111,12 +114,16 @@ async def inbox(request: Request, who: Authority, page_size: int, page_token: st
     items = []
     for ex in executions:
         attrs = ex.typed_search_attributes
-        stage = attrs.get(sa.CASE_STAGE)
-        action = ACTION_AT_STAGE.get(stage or "")
+        stage = attrs.get(sa.CASE_STAGE) or ""
+        due = attrs.get(sa.ACTION_DUE_AT)
+        reference, measure_id, kind = reference_of(ex), None, attrs.get(sa.CASE_KIND) or "transfer"
+        if kind == MEASURE_KIND:  # a measure's own workflow: assistance:{reference}:{measure_id}
+            reference, measure_id = reference.rsplit(":", 1)
+            kind, action = "assistance", MEASURE_ACTION.get(stage)
+        else:
+            action = ACTION_AT_STAGE.get(stage)
         if action is None:
             continue
-        due = attrs.get(sa.ACTION_DUE_AT)
-        items.append(InboxItem(kind=attrs.get(sa.CASE_KIND) or "transfer", reference=reference_of(ex),
-                               stage=stage, action=action, due_on=due.date() if due else None,
-                               overdue=bool(due and due < now)))
+        items.append(InboxItem(kind=kind, reference=reference, stage=stage, action=action, measure_id=measure_id,
+                               due_on=due.date() if due else None, overdue=bool(due and due < now)))
     return Inbox(items=items, next_page_token=token)

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.service import RPCError
 
-from api.auth import ROLES_IN, caller, deny, hide
-from api.body import parse
+from api.auth import ROLES_IN, caller, deny
+from api.found import Found, find_case
+from api.body import parse, utc_today
 from api.engine import act_refused, closed_meanwhile, within
 from api.errors import conflict, invalid
 from api.listing import CaseList, list_cases
@@ -30,43 +29,9 @@ Caller = Annotated[Authority, Depends(caller)]
 CENTRAL, PRISON = "central_authority", "prison_service"
 
 
-@dataclass
-class Found:
-    view: TransferView
-    handle: WorkflowHandle
-    live: bool
-
-
-def utc_today():
-    return datetime.now(timezone.utc).date()
-
-
 async def find(request: Request, who: Authority, reference: str) -> Found:
-    """The case, live (query) or closed (archive); 404 unless the caller's state is a party;
-    403 for a role with no part in transfers."""
-    app = request.app.state
-    handle = transfer_handle(app.client, reference)
-    try:
-        described = await within(app.settings.api_timeout, handle.describe())
-    except RPCError as err:
-        if err.status != RPCStatusCode.NOT_FOUND:
-            raise
-        described = None
-    if described is not None and described.status == WorkflowExecutionStatus.RUNNING:
-        view = await within(app.settings.api_timeout, handle.query(TransferWorkflow.view))
-        found = Found(view, handle, live=True)
-    else:
-        archived = app.archive.read("transfer", reference)
-        if archived is None and described is None:
-            raise hide(request, who, reference)
-        view = (TransferView.model_validate(archived.view) if archived
-                else await within(app.settings.api_timeout, handle.result()))
-        found = Found(view, handle, live=False)
-    if who.state not in (view.sentencing_state, view.administering_state):
-        raise hide(request, who, reference)
-    if who.role not in ROLES_IN["transfer"]:
-        raise deny(request, who, f"a {who.role} has no part in transfers", reference)
-    return found
+    return await find_case(request, who, "transfer", reference, transfer_handle(request.app.state.client, reference),
+                           TransferView, TransferWorkflow.view)
 
 
 @router.post("", response_model=TransferView, status_code=201,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from domain.assistance import AssistanceRequest
 from domain.reference import Reference
 from domain.transfer import TransferRequest
 
@@ -27,4 +28,18 @@ def transfer_problems(request: TransferRequest, today: date, ref: Reference) -> 
     for i, offence in enumerate(request.judgment.offences):
         if offence.iccs and not ref.iccs.is_valid(offence.iccs):
             problems.append((f"judgment.offences.{i}.iccs", f"unknown ICCS code {offence.iccs}"))
+    return problems
+
+
+def assistance_problems(request: AssistanceRequest, today: date, ref: Reference) -> list[Problem]:
+    """``request.received_on`` must already be set (defaults applied)."""
+    problems = not_in_future("received_on", request.received_on, today)
+    if request.respond_by:
+        if request.received_on and request.respond_by < request.received_on:
+            problems.append(("respond_by", "respond_by may not lie before received_on"))
+        elif request.respond_by < today:
+            problems.append(("respond_by", "respond_by may not lie in the past"))
+    for i, offence in enumerate(request.offences):
+        if offence.iccs and not ref.iccs.is_valid(offence.iccs):
+            problems.append((f"offences.{i}.iccs", f"unknown ICCS code {offence.iccs}"))
     return problems

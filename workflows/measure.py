@@ -101,6 +101,8 @@ class MeasureWorkflow(CaseWorkflow):
 
     @authorise.validator
     def validate_authorisation(self, actor: str, authorisation: Authorisation) -> None:
+        if self.measure.court is None:
+            raise conflict(f"measure {self.measure.id} ({self.measure.kind}) needs no authorisation")
         if actor != self.measure.court:
             raise not_permitted(f"{actor} may not authorise measure {self.measure.id}")
         if self.stage != "awaiting_authorisation":

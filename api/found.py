@@ -1,0 +1,64 @@
+"""Finding a case for a caller: live from the workflow's query while it runs, from the archive
+once it is closed; a third state (or anyone a confidential request hides from) gets the same 404
+as for a reference that does not exist, a role with no part in the kind gets 403."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+from pydantic import BaseModel
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.auth import ROLES_IN, deny, hide
+from api.engine import within
+from domain.reference import Authority
+
+
+@dataclass
+class Found:
+    view: Any
+    handle: WorkflowHandle
+    live: bool
+
+
+def states_of(view: Any) -> tuple[str, str]:
+    if view.kind == "transfer":
+        return view.sentencing_state, view.administering_state
+    return view.requesting_state, view.requested_state
+
+
+def may_see_confidential(who: Authority, view: Any) -> bool:
+    """A confidential request: the two central authorities, the authorities its measures are
+    routed to and the court that authorises its coercive measures."""
+    involved = {m.assigned_to for m in view.measures} | {m.court for m in view.measures}
+    return who.role == "central_authority" or who.id in involved
+
+
+async def find_case(request: Request, who: Authority, kind: str, reference: str, handle: WorkflowHandle,
+                    view_type: type[BaseModel], query: Any) -> Found:
+    app = request.app.state
+    try:
+        described = await within(app.settings.api_timeout, handle.describe())
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise
+        described = None
+    if described is not None and described.status == WorkflowExecutionStatus.RUNNING:
+        found = Found(await within(app.settings.api_timeout, handle.query(query)), handle, live=True)
+    else:
+        archived = app.archive.read(kind, reference)
+        if archived is None and described is None:
+            raise hide(request, who, reference)
+        view = (view_type.model_validate(archived.view) if archived
+                else await within(app.settings.api_timeout, handle.result()))
+        found = Found(view, handle, live=False)
+    if who.state not in states_of(found.view):
+        raise hide(request, who, reference)
+    if who.role not in ROLES_IN[kind]:
+        raise deny(request, who, f"a {who.role} has no part in {kind} cases", reference)
+    if kind == "assistance" and found.view.confidential and not may_see_confidential(who, found.view):
+        raise hide(request, who, reference)
+    return found
