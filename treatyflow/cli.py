@@ -30,8 +30,9 @@ def main(argv: list[str] | None = None) -> None:
     commands.add_parser("worker", help="run a worker against TEMPORAL_ADDRESS until SIGINT/SIGTERM")
     commands.add_parser("api", help="serve the HTTP API on TREATYFLOW_API_HOST:TREATYFLOW_API_PORT "
                                     "(127.0.0.1:8000) until SIGINT/SIGTERM")
-    demo = commands.add_parser("demo", help="drive a Kazakhstan–Uzbekistan scenario through the running API "
-                                            "(start `make run` first)")
+    demo = commands.add_parser("demo", help="drive Kazakhstan–Uzbekistan transfers and a France → Kazakhstan "
+                                            "request for assistance through the running API (start `make run` "
+                                            "first)")
     demo.add_argument("--api", default=None, help="API base URL (default http://TREATYFLOW_API_HOST:PORT)")
     commands.add_parser("server", help="run only the embedded Temporal dev server until Ctrl-C")
     args = parser.parse_args(argv)

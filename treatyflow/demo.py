@@ -1,9 +1,12 @@
-"""`treatyflow demo`: a Kazakhstan–Uzbekistan scenario driven through the running HTTP API with
-the demo keys (dev mode): one transfer completes, one is refused for outstanding financial
-obligations, one waits for the sentenced person's declaration. Persons are fictional."""
+"""`treatyflow demo`: scenarios driven through the running HTTP API with the demo keys (dev mode).
+Kazakhstan–Uzbekistan transfers: one completes, one is refused for outstanding financial
+obligations, one waits for the sentenced person's declaration. A France → Kazakhstan request for
+assistance (bank accounts, a search, an interrogation) is driven to completion. Persons and facts
+are fictional."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -79,10 +82,46 @@ class Demo:
         mine = [i for i in inbox["items"] if i["reference"] == ref]
         print(f"  kz-penal's inbox shows it: {mine[0]['action'] if mine else '(not yet indexed)'}", flush=True)
 
-    def until(self, ref: str, authority: str, done, seconds: float = 30.0) -> dict[str, Any]:
+    def assistance(self, ref: str) -> None:
+        print(f"\n{ref}: France asks Kazakhstan for assistance", flush=True)
+        today = datetime.now(timezone.utc).date().isoformat()
+        body = {
+            "reference": ref, "requesting_state": "FR", "requested_state": "KZ", "received_on": today,
+            "issuing_authority": "Investigating judge, Paris", "purpose": "Fraud investigation",
+            "facts": "Investors' funds were moved through accounts in Almaty",
+            "offences": [{"article": "313-1", "iccs": "0701", "description": "Fraud"}],
+            "measures": [
+                {"id": "accounts", "kind": "identify_bank_accounts", "description": "Accounts of the company"},
+                {"id": "search", "kind": "search", "description": "Search of the office"},
+                {"id": "hearing", "kind": "interrogation", "description": "Hear the director"}],
+        }
+        path = f"/v1/assistance-requests/{ref}"
+        self.assist_step("fr-moj files the request", self.call("POST", "/v1/assistance-requests", "fr-moj", body))
+        self.assist_step("kz-gpo accepts it", self.call("POST", f"{path}/review", "kz-gpo", {"decision": "accept"}))
+        self.until_assistance(ref, lambda v: all(m["stage"] != "pending" for m in v["measures"]))
+        self.assist_step("kz-court authorises the search", self.call(
+            "POST", f"{path}/measures/search/authorisation", "kz-court", {"granted": True, "note": "warrant"}))
+        for measure, authority in (("accounts", "kz-afm"), ("search", "kz-police"), ("hearing", "kz-police")):
+            content = f"{ref}/{measure}/record".encode()
+            evidence = [{"item_id": f"{measure}-1", "description": f"{measure} record",
+                         "sha256": hashlib.sha256(content).hexdigest(), "collected_on": today}]
+            self.assist_step(f"{authority} reports {measure} executed", self.call(
+                "POST", f"{path}/measures/{measure}/result", authority, {"outcome": "executed", "evidence": evidence}))
+        view = self.until_assistance(ref, lambda v: v["results"] is not None)
+        print(f"  evidence manifest: {len(view['results']['items'])} items, sha256 {view['results']['manifest_sha256']}",
+              flush=True)
+
+    def assist_step(self, text: str, view: dict[str, Any]) -> None:
+        measures = ", ".join(f"{m['id']} {m['stage']}" for m in view["measures"])
+        print(f"  {text:<46} → {view['stage']}  [{measures}]", flush=True)
+
+    def until_assistance(self, ref: str, done, seconds: float = 30.0) -> dict[str, Any]:
+        return self.until(ref, "fr-moj", done, seconds, path=f"/v1/assistance-requests/{ref}")
+
+    def until(self, ref: str, authority: str, done, seconds: float = 30.0, path: str | None = None) -> dict[str, Any]:
         deadline = time.monotonic() + seconds
         while True:
-            view = self.call("GET", f"/v1/transfers/{ref}", authority)
+            view = self.call("GET", path or f"/v1/transfers/{ref}", authority)
             if done(view) or time.monotonic() > deadline:
                 return view
             time.sleep(0.2)
@@ -97,18 +136,20 @@ def run_demo(api: str, settings: Settings) -> int:
         return 2
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
     refs = [f"KZ-UZ-DEMO-{stamp}-{n}" for n in (1, 2, 3)]
+    assistance = f"FR-KZ-DEMO-{stamp}"
     try:
         demo.completed(refs[0])
         demo.refused(refs[1])
         demo.waiting(refs[2])
+        demo.assistance(assistance)
     except RuntimeError as err:
         print(f"demo stopped: {err}", flush=True)
         return 1
     print("\nWhere the cases stand:", flush=True)
-    for ref in refs:
-        view = demo.call("GET", f"/v1/transfers/{ref}", "kz-gpo")
-        host = settings.temporal_address.rsplit(":", 1)[0]
-        print(f"  {ref:<28} {view['stage']:<22} "
-              f"http://{host}:{settings.ui_port}/namespaces/{settings.temporal_namespace}/workflows/transfer:{ref}",
-              flush=True)
+    host = settings.temporal_address.rsplit(":", 1)[0]
+    ui = f"http://{host}:{settings.ui_port}/namespaces/{settings.temporal_namespace}/workflows"
+    for kind, ref in [*(("transfer", r) for r in refs), ("assistance", assistance)]:
+        path = f"/v1/transfers/{ref}" if kind == "transfer" else f"/v1/assistance-requests/{ref}"
+        view = demo.call("GET", path, "kz-gpo")
+        print(f"  {ref:<28} {view['stage']:<22} {ui}/{kind}:{ref}", flush=True)
     return 0

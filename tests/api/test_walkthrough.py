@@ -40,7 +40,7 @@ async def test_the_readme_walkthrough_runs_as_written(api_url):
     assert [d["state"] for d in view["decisions"]] == ["UZ", "KZ"]
 
 
-async def test_the_demo_drives_three_cases_to_their_stages(api_url, dev_settings):
+async def test_the_demo_drives_its_cases_to_their_stages(api_url, dev_settings):
     output = io.StringIO()
     with contextlib.redirect_stdout(output):
         code = await asyncio.to_thread(run_demo, api_url, dev_settings)
@@ -49,5 +49,7 @@ async def test_the_demo_drives_three_cases_to_their_stages(api_url, dev_settings
     final = text[text.index("Where the cases stand:"):]
     stages = re.findall(r"KZ-UZ-DEMO-\d+-(\d)\s+(\w+)\s+http://\S+/workflows/transfer:KZ-UZ-DEMO-", final)
     assert dict(stages) == {"1": "transferred", "2": "refused", "3": "awaiting_declaration"}
+    assert re.search(r"FR-KZ-DEMO-\d+\s+completed\s+http://\S+/workflows/assistance:FR-KZ-DEMO-", final)
+    assert re.search(r"evidence manifest: 3 items, sha256 [0-9a-f]{64}", text)
     assert "outstanding_financial_obligations" in text
     assert "Demo Person" not in text and "1985-03-02" not in text
