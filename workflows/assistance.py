@@ -17,13 +17,14 @@ from datetime import date, datetime, time, timezone
 
 from pydantic import BaseModel
 from temporalio import workflow
+from temporalio.exceptions import FailureError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.intake import ScopeQuestion, TreatyAnswer, TreatyQuestion
     from activities.manifest import ManifestOrder
     from domain.assistance import (
-        ASSISTANCE_TERMINAL, MEASURE_TERMINAL, AssistanceRequest, AssistanceStage, AssistanceView,
+        ASSISTANCE_TERMINAL, AssistanceRequest, AssistanceStage, AssistanceView,
         AssistanceWithdrawal, InformationAnswer, MeasureView, Results, Review, refusal_grounds_of, request_outcome,
     )
     from domain.case import ArchivedCase
@@ -206,9 +207,12 @@ class AssistanceWorkflow(CaseWorkflow):
         self.assembling = True  # from here the results go back; the request can no longer be withdrawn
 
     async def cancel_measures(self) -> None:
-        open_children = [h for mid, h in self.children.items() if self.measures[mid].stage not in MEASURE_TERMINAL]
+        open_children = [h for h in self.children.values() if not h.done()]
         for handle in open_children:
-            await handle.signal(MeasureWorkflow.cancel)
+            try:
+                await handle.signal(MeasureWorkflow.cancel)
+            except FailureError:  # the measure ended meanwhile: its result stands
+                pass
         for view in await asyncio.gather(*open_children):
             self.measures[view.id] = view.model_copy(update={"pending_actions": []})
         for m in self.measures.values():  # measures never started

@@ -12,19 +12,24 @@ import os
 import sys
 import tempfile
 import uuid
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
+from domain.assistance import (
+    AssistanceWithdrawal, Authorisation, EvidenceItem, InformationAnswer, MeasureResult, Review,
+)
 from domain.transfer import Declaration, Decision, HandoverConfirmation, LegalReview, Withdrawal
-from tests.factories import BASE, transfer_request
-from treatyflow.cases import open_transfer, transfer_handle
+from tests.factories import BASE, assistance_request, transfer_request
+from treatyflow.cases import assistance_handle, measure_handle, open_assistance, open_transfer, transfer_handle
 from treatyflow.client import DATA_CONVERTER
 from treatyflow.config import Settings
 from treatyflow.devserver import installed_binary
 from worker import create_worker
 from workflows import search_attributes
+from workflows.assistance import AssistanceWorkflow
+from workflows.measure import MeasureWorkflow
 from workflows.transfer import TransferWorkflow
 
 HERE = Path(__file__).parent
@@ -79,6 +84,47 @@ async def refused_at_intake(client, tq):
     return transfer_handle(client, request.reference)
 
 
+def evidence(item: str) -> list[EvidenceItem]:
+    return [EvidenceItem(item_id=item, description="record", sha256="ab" * 32, collected_on=date.today())]
+
+
+async def until_measures_started(handle) -> None:
+    for _ in range(100):
+        if all(m.stage != "pending" for m in (await handle.query(AssistanceWorkflow.view)).measures):
+            return
+        await asyncio.sleep(0.1)
+    raise TimeoutError("measures never started")
+
+
+async def assistance_information_then_completed(client, tq):
+    request = assistance_request(reference="HIST-ASSISTANCE-COMPLETED")
+    await open_assistance(client, request, "fr-moj", tq)
+    h = assistance_handle(client, request.reference)
+    await h.execute_update(AssistanceWorkflow.record_review,
+                           args=["kz-gpo", Review(decision="request_information", questions="Which accounts?")])
+    await h.execute_update(AssistanceWorkflow.record_information, args=["fr-moj", InformationAnswer(answers="All")])
+    await h.execute_update(AssistanceWorkflow.record_review, args=["kz-gpo", Review(decision="accept")])
+    await until_measures_started(h)
+    await measure_handle(client, request.reference, "m2").execute_update(
+        MeasureWorkflow.authorise, args=["kz-court", Authorisation(granted=True)])
+    for measure, who in (("m1", "kz-afm"), ("m2", "kz-police"), ("m3", "kz-police")):
+        await measure_handle(client, request.reference, measure).execute_update(
+            MeasureWorkflow.report_result, args=[who, MeasureResult(outcome="executed", evidence=evidence(measure))])
+    return h, [measure_handle(client, request.reference, "m2")]
+
+
+async def assistance_withdrawn_during_execution(client, tq):
+    request = assistance_request(reference="HIST-ASSISTANCE-WITHDRAWN")
+    await open_assistance(client, request, "fr-moj", tq)
+    h = assistance_handle(client, request.reference)
+    await h.execute_update(AssistanceWorkflow.record_review, args=["kz-gpo", Review(decision="accept")])
+    await until_measures_started(h)
+    await measure_handle(client, request.reference, "m1").execute_update(
+        MeasureWorkflow.report_result, args=["kz-afm", MeasureResult(outcome="executed", evidence=evidence("m1"))])
+    await h.execute_update(AssistanceWorkflow.withdraw, args=["fr-moj", AssistanceWithdrawal(reason="case closed")])
+    return h, [measure_handle(client, request.reference, "m2")]
+
+
 async def main(version: str) -> None:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=installed_binary("temporal"), data_converter=DATA_CONVERTER,
@@ -89,11 +135,25 @@ async def main(version: str) -> None:
                                ("transfer-review-then-state-refusal", declaration_then_legal_review_then_state_refusal),
                                ("transfer-withdrawn", withdrawn), ("transfer-refused-at-intake", refused_at_intake)]:
             handle = await scenario(env.client, settings.task_queue)
-            await asyncio.wait_for(handle.result(), timeout=timedelta(seconds=30).total_seconds())
-            history = await handle.fetch_history()
-            (HERE / f"{name}-{version}.json").write_text(json.dumps(json.loads(history.to_json()), indent=1))
-            print("recorded", name, flush=True)
+            await save(handle, name, version)
+        for name, scenario in [("assistance-information-then-completed", assistance_information_then_completed),
+                               ("assistance-withdrawn-during-execution", assistance_withdrawn_during_execution)]:
+            handle, measures = await scenario(env.client, settings.task_queue)
+            await save(handle, name, version)
+            for measure in measures:
+                await save(measure, f"measure-of-{name}", version)
     await env.shutdown()
+
+
+async def save(handle, name: str, version: str) -> None:
+    await asyncio.wait_for(handle.result(), timeout=timedelta(seconds=30).total_seconds())
+    path = HERE / f"{name}-{version}.json"
+    if path.exists():  # a committed history is never rewritten
+        print("kept", path.name, flush=True)
+        return
+    history = await handle.fetch_history()
+    path.write_text(json.dumps(json.loads(history.to_json()), indent=1))
+    print("recorded", name, flush=True)
 
 
 if __name__ == "__main__":
