@@ -6,14 +6,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from temporalio.client import Client
 
 from activities.archive import FileArchive
-from api import assistance, common, errors, ops, transfers
+
+from api import assistance, codec, common, errors, ops, transfers
 from api.keys import KeyRing
 from api.limits import RateLimiter, body_size_limit
 from domain.reference import reference
-from treatyflow.client import connect
+from treatyflow.client import codec_keys, connect
+from treatyflow.codec import EncryptionCodec
 from treatyflow.config import Settings
 
 
@@ -38,9 +41,13 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     app.state.limiter = RateLimiter(settings.rate_limit)
     app.state.metrics = ops.Metrics()
     app.state.client = client
+    app.state.codec = EncryptionCodec(codec_keys(settings))
     errors.install(app)
+    app.add_middleware(CORSMiddleware, allow_origins=[settings.ui_origin], allow_methods=["POST"],
+                       allow_headers=["content-type", "x-namespace", "authorization"], allow_credentials=True)
     app.add_middleware(ops.MetricsMiddleware)
     for router in (transfers.router, assistance.router, common.router):
         app.include_router(router, dependencies=[Depends(body_size_limit)])
+    app.include_router(codec.router, dependencies=[Depends(body_size_limit)])
     app.include_router(ops.router)
     return app

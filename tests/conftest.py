@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,11 +14,17 @@ import pytest_asyncio
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from treatyflow.client import DATA_CONVERTER
+from treatyflow.client import data_converter
+from treatyflow.codec import CodecKeys
 from treatyflow.config import Settings
 from treatyflow.devserver import installed_binary, register_search_attributes
 from worker import create_worker
 from workflows import search_attributes
+
+
+# One codec key for the test session, never written anywhere: every client encrypts with it.
+CODEC_KEYS = CodecKeys(current="test-session", keys={"test-session": os.urandom(32)})
+DATA_CONVERTER = data_converter(CODEC_KEYS)
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
@@ -33,7 +40,7 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
 async def dev_settings(dev_env: WorkflowEnvironment, tmp_path_factory) -> AsyncIterator[Settings]:
     """A real worker with the real activities on the session's dev server."""
     settings = Settings(task_queue=f"tests-{uuid.uuid4().hex[:8]}",
-                        archive_dir=Path(tmp_path_factory.mktemp("archive")))
+                        archive_dir=Path(tmp_path_factory.mktemp("archive")), codec_keys=CODEC_KEYS)
     async with create_worker(dev_env.client, settings):
         yield settings
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import signal
 import subprocess
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> None:
 def up(settings: Settings, *, with_worker: bool) -> int:
     """Start the dev server (and the worker) as separate processes, as production runs them;
     stop them in order (worker first) on Ctrl-C or SIGTERM."""
+    from treatyflow.client import codec_keys
     from treatyflow.devserver import raise_retention, start_dev_server, wait_until_reachable
 
     stopping = False
@@ -70,6 +72,9 @@ def up(settings: Settings, *, with_worker: bool) -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    if with_worker and os.environ.get("TREATYFLOW_MODE", "dev") == "dev":
+        settings = dataclasses.replace(settings, dev_mode=True)
+    codec_keys(settings)  # the local key file exists (or fails loudly) before anything starts
     server = start_dev_server(settings)
     children: list[subprocess.Popen] = [server]
     try:

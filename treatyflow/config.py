@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from treatyflow.codec import CodecKeys
 
 
 @dataclass(frozen=True)
@@ -25,7 +29,9 @@ class Settings:
     api_timeout: float = 10.0  # seconds a request may wait on Temporal before answering 503
     rate_limit: float = 50.0  # requests per second per authority (burst of the same size)
     max_body_bytes: int = 1_048_576
-    webhooks_file: Path | None = None  # JSON {"<authority id>": {"url": ..., "secret": ...}}; none: no webhooks
+    webhooks_file: Path | None = None
+    codec_keys: CodecKeys | None = None  # None: from TREATYFLOW_CODEC_KEYS(_FILE), see treatyflow.codec
+    ui_origin: str = "http://localhost:8233"  # the Temporal UI allowed to call the codec endpoints  # JSON {"<authority id>": {"url": ..., "secret": ...}}; none: no webhooks
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -48,5 +54,6 @@ class Settings:
             api_timeout=float(env.get("TREATYFLOW_API_TIMEOUT", cls.api_timeout)),
             rate_limit=float(env.get("TREATYFLOW_RATE_LIMIT", cls.rate_limit)),
             max_body_bytes=int(env.get("TREATYFLOW_MAX_BODY_BYTES", cls.max_body_bytes)),
+            ui_origin=env.get("TREATYFLOW_UI_ORIGIN", f"http://localhost:{env.get('TREATYFLOW_UI_PORT', cls.ui_port)}"),
             webhooks_file=Path(env["TREATYFLOW_WEBHOOKS_FILE"]) if env.get("TREATYFLOW_WEBHOOKS_FILE") else None,
         )

@@ -40,10 +40,13 @@ def installed_binary(name: str) -> str:
 
 
 def dev_server_command(settings: Settings, host: str = "127.0.0.1") -> list[str]:
+    """Frontend and UI bound to loopback unless TREATYFLOW_BIND says otherwise."""
     port = settings.temporal_address.rsplit(":", 1)[-1]
-    cmd = [installed_binary("temporal"), "server", "start-dev", "--ip", host, "--port", port,
+    cmd = [installed_binary("temporal"), "server", "start-dev", "--ip", host, "--ui-ip", host, "--port", port,
            "--ui-port", str(settings.ui_port), "--db-filename", str(settings.data_dir / "temporal.sqlite"),
            "--log-level", "warn"]
+    if settings.dev_mode:  # the local operator sees decoded case data; the server keeps ciphertext
+        cmd += ["--ui-codec-endpoint", f"http://{settings.api_host}:{settings.api_port}/codec"]
     if settings.temporal_namespace != "default":
         cmd += ["--namespace", settings.temporal_namespace]
     for pragma in SQLITE_PRAGMAS:

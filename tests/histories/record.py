@@ -23,7 +23,7 @@ from domain.assistance import (
 from domain.transfer import Declaration, Decision, HandoverConfirmation, LegalReview, Withdrawal
 from tests.factories import BASE, assistance_request, transfer_request
 from treatyflow.cases import assistance_handle, measure_handle, open_assistance, open_transfer, transfer_handle
-from treatyflow.client import DATA_CONVERTER
+from treatyflow.client import PLAIN_CONVERTER
 from treatyflow.config import Settings
 from treatyflow.devserver import installed_binary
 from worker import create_worker
@@ -127,7 +127,7 @@ async def assistance_withdrawn_during_execution(client, tq):
 
 async def main(version: str) -> None:
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=installed_binary("temporal"), data_converter=DATA_CONVERTER,
+        dev_server_existing_path=installed_binary("temporal"), data_converter=PLAIN_CONVERTER,
         search_attributes=search_attributes.ALL, dev_server_log_level="error")
     settings = Settings(task_queue=f"record-{uuid.uuid4().hex[:6]}", archive_dir=Path(tempfile.mkdtemp()))
     async with create_worker(env.client, settings):
