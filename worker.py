@@ -11,6 +11,7 @@ from datetime import timedelta
 import structlog
 from temporalio import activity, workflow
 from temporalio.client import Client
+from temporalio.converter import PayloadCodec
 from temporalio.worker import Worker
 
 from activities.archive import FileArchive
@@ -29,17 +30,18 @@ WORKFLOWS = [TransferWorkflow, AssistanceWorkflow, MeasureWorkflow]
 GRACEFUL_SHUTDOWN = 10.0  # seconds for in-flight activities to finish when the worker stops
 
 
-def activities(settings: Settings) -> list[Callable]:
+def activities(settings: Settings, codec: PayloadCodec | None = None) -> list[Callable]:
     """Every activity; an unusable webhooks file raises WebhookConfigError here, at start-up."""
     notifier = Notifier(Webhooks.load(settings.webhooks_file))
     return [resolve_treaty, check_eligibility, arrange_handover, check_assistance_scope, build_manifest,
             notifier.notify,
-            FileArchive(settings.archive_dir).archive_case]
+            FileArchive(settings.archive_dir, codec).archive_case]
 
 
 def create_worker(client: Client, settings: Settings, *, activity_overrides: Sequence[Callable] = ()) -> Worker:
     """The worker; ``activity_overrides`` replace activities of the same name (tests inject faults)."""
-    by_name = {fn.__temporal_activity_definition.name: fn for fn in activities(settings)}  # type: ignore[attr-defined]
+    codec = client.data_converter.payload_codec  # the archive is encrypted like the payloads
+    by_name = {fn.__temporal_activity_definition.name: fn for fn in activities(settings, codec)}  # type: ignore[attr-defined]
     by_name.update({fn.__temporal_activity_definition.name: fn for fn in activity_overrides})  # type: ignore[attr-defined]
     return Worker(client, task_queue=settings.task_queue, workflows=WORKFLOWS, activities=list(by_name.values()),
                   graceful_shutdown_timeout=timedelta(seconds=GRACEFUL_SHUTDOWN))

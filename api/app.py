@@ -29,6 +29,7 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.client = client or await connect(settings)
+        app.state.archive = FileArchive(settings.archive_dir, app.state.client.data_converter.payload_codec)
         yield
 
     app = FastAPI(title="treatyflow", version="0.1.0", lifespan=lifespan,
@@ -37,7 +38,6 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.reference = ref
     app.state.keys = keys
-    app.state.archive = FileArchive(settings.archive_dir)
     app.state.limiter = RateLimiter(settings.rate_limit)
     app.state.metrics = ops.Metrics()
     app.state.client = client

@@ -19,7 +19,7 @@ async def parse(request: Request, model: type[M]) -> M:
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
     raw = await request.body()
     try:
-        return model.model_validate_json(raw or b"")
+        return model.model_validate_json(raw or b"", strict=True)
     except ValidationError as exc:
         if any(e.get("type") == "json_invalid" for e in exc.errors()):
             raise invalid([("(body)", "not valid JSON")]) from None

@@ -6,7 +6,6 @@ pending actions, the audit trail, the archive and the visibility store)."""
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
@@ -176,9 +175,11 @@ async def test_a_complete_case_is_transferred_archived_and_visible(dev_client, d
     result = await handle.result()
     assert (result.stage, result.outcome, result.grounds) == ("transferred", "transferred", [])
 
-    archived = json.loads((dev_settings.archive_dir / "transfer" / f"{ref}.json").read_text())
-    assert archived["reference"] == ref and archived["kind"] == "transfer"
-    assert archived["view"]["stage"] == "transferred" and archived["view"]["outcome"] == "transferred"
+    stored = (dev_settings.archive_dir / "transfer" / f"{ref}.json").read_bytes()
+    assert ref.encode() not in stored  # encrypted at rest
+    archived = FileArchive(dev_settings.archive_dir, dev_client.data_converter.payload_codec).read("transfer", ref)
+    assert archived.reference == ref and archived.kind == "transfer"
+    assert archived.view["stage"] == "transferred" and archived.view["outcome"] == "transferred"
 
     by = acts_by(result)
     assert "case_opened" in by["kz-gpo"] and "decision_consent" in by["kz-gpo"]
@@ -486,7 +487,8 @@ async def test_a_closed_case_is_never_opened_again(dev_client, dev_settings):
     await transfer_handle(dev_client, request.reference).result()
     with pytest.raises(CaseClosed):
         await open_transfer(dev_client, request, "kz-gpo", dev_settings.task_queue)
-    archived = FileArchive(dev_settings.archive_dir).read("transfer", request.reference)
+    archived = FileArchive(dev_settings.archive_dir, dev_client.data_converter.payload_codec).read(
+        "transfer", request.reference)
     assert archived is not None
     assert datetime.fromisoformat(archived.view["opened_at"]) == first.view.opened_at
     assert archived.request_sha256 == request_digest(request)
