@@ -151,9 +151,11 @@ def with_measure(view: AssistanceView, changed: MeasureView) -> AssistanceView:
     current = next(m for m in view.measures if m.id == changed.id)
     if current.revision >= changed.revision:
         return view
-    measures = [changed.model_copy(update={"pending_actions": []}) if m.id == changed.id else m for m in view.measures]
+    measures = [changed.model_copy(update={"pending_actions": [], "events": []}) if m.id == changed.id else m
+                for m in view.measures]
     pending = [p for p in view.pending_actions if p.measure_id != changed.id] + list(changed.pending_actions)
-    return view.model_copy(update={"measures": measures, "pending_actions": pending,
+    events = sorted([*view.events, *(e for e in changed.events if e not in view.events)], key=lambda e: e.at)
+    return view.model_copy(update={"measures": measures, "pending_actions": pending, "events": events,
                                    "overdue": any(p.overdue for p in pending)})
 
 

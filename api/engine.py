@@ -45,4 +45,6 @@ def act_refused(err: WorkflowUpdateFailedError) -> ApiError:
 
 
 def closed_meanwhile(err: RPCError) -> bool:
-    return err.status == RPCStatusCode.NOT_FOUND and "completed" in str(err.message).lower()
+    """The server's answer to an act on a workflow that has closed (or closed while the act waited)."""
+    message = str(err.message).lower()
+    return err.status == RPCStatusCode.NOT_FOUND and ("completed" in message or "closing" in message)

@@ -146,6 +146,7 @@ class MeasureView(BaseModel):
     court: str | None = None
     dual_criminality: Literal["satisfied", "failed", "needs_review", "not_applicable"] = "not_applicable"
     pending_actions: list[PendingAction] = []
+    events: list[CaseEvent] = []  # the measure's own audit trail; the request's view merges it
     # raised by the measure at every change: the request keeps the latest, whatever the order
     # in which the measure's signals arrive
     revision: int = 0

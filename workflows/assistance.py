@@ -183,15 +183,14 @@ class AssistanceWorkflow(CaseWorkflow):
         """Each permitted measure as its own workflow; wait until all have ended."""
         self.enter("executing")
         days = self.deadlines.execution
-        if self.request.respond_by:
-            days = max(1, (self.request.respond_by - workflow.now().date()).days)
-        elif self.request.urgent:
+        if self.request.urgent:
             days = max(1, days // 2)
         for m in self.open_measures():
             order = MeasureOrder(
                 reference=self.reference, measure=m, states=self.states,
                 requested_central_authority=self.requested.central_authority,
                 authorisation_days=self.deadlines.authorisation, execution_days=days,
+                execution_due_on=self.request.respond_by,
                 reminder_days=self.deadlines.reminder_before, confidential=self.confidential,
                 request_workflow_id=workflow.info().workflow_id)
             self.children[m.id] = await workflow.start_child_workflow(
@@ -318,8 +317,9 @@ class AssistanceWorkflow(CaseWorkflow):
 
     @workflow.query
     def view(self) -> AssistanceView:
-        measures = [m.model_copy(update={"pending_actions": []}) for m in self.measures.values()]
+        measures = [m.model_copy(update={"pending_actions": [], "events": []}) for m in self.measures.values()]
         pending = [*self.pending, *(p for m in self.measures.values() for p in m.pending_actions)]
+        events = sorted([*self.events, *(e for m in self.measures.values() for e in m.events)], key=lambda e: e.at)
         return AssistanceView(
             reference=self.reference, stage=self.stage, outcome=self.outcome, grounds=self.grounds,
             treaty=self.treaty.id if self.treaty else None, requesting_state=self.request.requesting_state,
@@ -327,7 +327,7 @@ class AssistanceWorkflow(CaseWorkflow):
             urgent=self.request.urgent, confidential=self.confidential, respond_by=self.request.respond_by,
             postponed_until=self.postponed_until, questions=self.questions if self.stage == "awaiting_information"
             else None, measures=measures, results=self.results, pending_actions=pending,
-            overdue=any(p.overdue for p in pending), events=list(self.events))
+            overdue=any(p.overdue for p in pending), events=events)
 
     # ---- helpers ----------------------------------------------------------------------------
 

@@ -53,13 +53,13 @@ class CaseWorkflow:
     def record(self, actor: str, action: str, detail: str) -> None:
         self.events.append(CaseEvent(at=workflow.now(), actor=actor, action=action, detail=detail))
 
-    async def await_acts(self, acts: list[tuple[str, Action]], days: int, done: Callable[[], bool],
+    async def await_acts(self, acts: list[tuple[str, Action]], days: int | datetime, done: Callable[[], bool],
                          *, expires: bool = False, measure_id: str | None = None) -> bool:
-        """Wait until ``done()``: remind the authorities ``reminder_days`` before the deadline (at
+        """Wait until ``done()`` (``days`` from now, or until a fixed moment): remind the authorities ``reminder_days`` before the deadline (at
         once if that moment has passed); after it, either expire (``expires``: returns False) or
         flag the actions overdue and escalate to each state's central authority, and keep waiting.
         Raises CaseWithdrawn if the case is withdrawn meanwhile."""
-        due = workflow.now() + timedelta(days=days)
+        due = days if isinstance(days, datetime) else workflow.now() + timedelta(days=days)
         self.due_at = due
         self.pending = [PendingAction(authority=a, action=act, due_on=due.date(), measure_id=measure_id)
                         for a, act in acts]

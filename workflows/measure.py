@@ -8,6 +8,7 @@ The request cancels an open measure by the ``cancel`` signal when it is withdraw
 from __future__ import annotations
 
 import asyncio
+from datetime import date, datetime, time, timezone
 
 from pydantic import BaseModel
 from temporalio import workflow
@@ -35,6 +36,7 @@ class MeasureOrder(BaseModel):
     requested_central_authority: str
     authorisation_days: int
     execution_days: int
+    execution_due_on: date | None = None  # the request's respond_by: a fixed date, however long the court took
     reminder_days: int
     confidential: bool
     request_workflow_id: str
@@ -70,8 +72,11 @@ class MeasureWorkflow(CaseWorkflow):
                 if not self.authorisation.granted:
                     return await self.end("denied")
             await self.enter("executing")
+            due: int | datetime = order.execution_days
+            if order.execution_due_on:
+                due = datetime.combine(order.execution_due_on, time(0), tzinfo=timezone.utc)
             await self.await_acts([(m.assigned_to or order.requested_central_authority, "report_result")],
-                                  order.execution_days, lambda: self.result is not None, measure_id=m.id)
+                                  due, lambda: self.result is not None, measure_id=m.id)
             assert self.result is not None
             m.evidence = list(self.result.evidence)
             return await self.end(self.result.outcome)
@@ -105,7 +110,7 @@ class MeasureWorkflow(CaseWorkflow):
             raise conflict(f"measure {self.measure.id} ({self.measure.kind}) needs no authorisation")
         if actor != self.measure.court:
             raise not_permitted(f"{actor} may not authorise measure {self.measure.id}")
-        if self.stage != "awaiting_authorisation":
+        if self.stage != "awaiting_authorisation" or self.authorisation is not None:
             raise conflict(f"measure {self.measure.id} is not awaiting authorisation ({self.stage})")
 
     @workflow.update
@@ -123,7 +128,7 @@ class MeasureWorkflow(CaseWorkflow):
         late = [i for i, e in enumerate(result.evidence) if e.collected_on > today]
         if late:
             raise invalid(f"evidence.{late[0]}.collected_on", "collected_on may not lie in the future")
-        if self.stage != "executing":
+        if self.stage != "executing" or self.result is not None:
             raise conflict(f"measure {self.measure.id} is not executing ({self.stage})")
 
     @workflow.signal
@@ -133,7 +138,7 @@ class MeasureWorkflow(CaseWorkflow):
 
     @workflow.query
     def view(self) -> MeasureView:
-        return self.measure.model_copy(update={"pending_actions": list(self.pending)})
+        return self.measure.model_copy(update={"pending_actions": list(self.pending), "events": list(self.events)})
 
     # ---- CaseWorkflow -----------------------------------------------------------------------
 
