@@ -14,7 +14,7 @@ from temporalio.client import Client
 from temporalio.converter import PayloadCodec
 from temporalio.worker import Worker
 
-from activities.archive import FileArchive
+from activities.archive import open_archive
 from activities.handover import arrange_handover
 from activities.intake import check_assistance_scope, check_eligibility, resolve_treaty
 from activities.manifest import build_manifest
@@ -35,7 +35,7 @@ def activities(settings: Settings, codec: PayloadCodec | None = None) -> list[Ca
     notifier = Notifier(Webhooks.load(settings.webhooks_file))
     return [resolve_treaty, check_eligibility, arrange_handover, check_assistance_scope, build_manifest,
             notifier.notify,
-            FileArchive(settings.archive_dir, codec).archive_case]
+            open_archive(settings, codec).archive_case]
 
 
 def create_worker(client: Client, settings: Settings, *, activity_overrides: Sequence[Callable] = ()) -> Worker:

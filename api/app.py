@@ -9,7 +9,7 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from temporalio.client import Client
 
-from activities.archive import FileArchive
+from activities.archive import open_archive
 
 from api import assistance, codec, common, errors, ops, transfers
 from api.keys import KeyRing
@@ -29,7 +29,7 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.client = client or await connect(settings)
-        app.state.archive = FileArchive(settings.archive_dir, app.state.client.data_converter.payload_codec)
+        app.state.archive = open_archive(settings, app.state.client.data_converter.payload_codec)
         yield
 
     app = FastAPI(title="treatyflow", version="0.1.0", lifespan=lifespan,

@@ -59,7 +59,7 @@ async def file_request(request: Request, response: Response, who: Caller) -> Any
     except WorkflowUpdateFailedError as err:
         raise act_refused(err) from None
     except CaseClosed:
-        archived = app.archive.read("assistance", body.reference)
+        archived = await app.archive.read("assistance", body.reference)
         if archived is None or archived.request_sha256 != request_digest(body):
             raise conflict(f"reference {body.reference} is already used by a different request") from None
         response.status_code = 200

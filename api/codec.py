@@ -36,7 +36,7 @@ async def convert(request: Request, decode: bool) -> Response:
     codec: EncryptionCodec = request.app.state.codec
     try:
         payloads = json_format.Parse(await request.body(), Payloads())
-    except json_format.ParseError:
+    except (json_format.ParseError, UnicodeDecodeError):
         raise invalid([("payloads", "expected {\"payloads\": [{\"metadata\": {...}, \"data\": \"...\"}]}")]) from None
     try:
         result = await (codec.decode if decode else codec.encode)(list(payloads.payloads))

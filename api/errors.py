@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -49,7 +50,12 @@ def unavailable(message: str = "the case could not answer in time; try again") -
     return ApiError(503, "unavailable", message, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
+FIELD_FIRST = re.compile(r"^([A-Za-z_][\w.]*): (.+)$", re.S)
+
+
 def problems_of(exc: ValidationError | RequestValidationError, prefix: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    """(field path, message) for each error. A model-level rule names its field first in its
+    message ("grounds: ..."), since pydantic gives such an error the model's location."""
     out = []
     for err in exc.errors():
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)]
@@ -57,6 +63,9 @@ def problems_of(exc: ValidationError | RequestValidationError, prefix: tuple[str
             message = "unknown field"
         else:
             message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+            named = FIELD_FIRST.match(message) if err.get("type") == "value_error" else None
+            if named:
+                loc, message = [*loc, named.group(1)], named.group(2)
         out.append((".".join([*prefix, *loc]) or "(body)", message))
     return out
 

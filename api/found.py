@@ -4,6 +4,7 @@ as for a reference that does not exist, a role with no part in the kind gets 403
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.auth import ROLES_IN, deny, hide
 from api.engine import within
 from domain.reference import Authority
+
+REFERENCE = re.compile(r"^[A-Za-z0-9._-]{3,64}$")  # as domain.transfer.Reference
 
 
 @dataclass
@@ -40,6 +43,8 @@ def may_see_confidential(who: Authority, view: Any) -> bool:
 async def find_case(request: Request, who: Authority, kind: str, reference: str, handle: WorkflowHandle,
                     view_type: type[BaseModel], query: Any) -> Found:
     app = request.app.state
+    if not REFERENCE.match(reference):  # no case can have it: the same 404, without asking anyone
+        raise hide(request, who, reference[:64])
     try:
         described = await within(app.settings.api_timeout, handle.describe())
     except RPCError as err:
@@ -49,7 +54,7 @@ async def find_case(request: Request, who: Authority, kind: str, reference: str,
     if described is not None and described.status == WorkflowExecutionStatus.RUNNING:
         found = Found(await within(app.settings.api_timeout, handle.query(query)), handle, live=True)
     else:
-        archived = app.archive.read(kind, reference)
+        archived = await app.archive.read(kind, reference)
         if archived is None and described is None:
             raise hide(request, who, reference)
         view = (view_type.model_validate(archived.view) if archived

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 from datetime import date, datetime, timezone
 from typing import Literal
 
@@ -72,20 +74,33 @@ def reference_of(execution: WorkflowExecution) -> str:
     return execution.id.split(":", 1)[1]
 
 
+def token_mac(request: Request, raw: bytes, query: str) -> bytes:
+    """Page tokens are signed (with a key derived from the current codec key, the same on every API
+    instance) and bound to their query, so a forged or foreign token is a 422, never a call."""
+    keys = request.app.state.codec.keys
+    key = hashlib.sha256(b"treatyflow page token\0" + keys.keys[keys.current]).digest()
+    return hmac.new(key, raw + b"\0" + query.encode(), hashlib.sha256).digest()[:16]
+
+
 async def page(request: Request, query: str, page_size: int, page_token: str | None) -> tuple[list, str | None]:
     """One page of executions, newest opened first within the page. SQL visibility (the dev
     server's SQLite, PostgreSQL) accepts no ORDER BY; its own order is open cases by start time,
     newest first, then closed ones by close time, newest first."""
     app = request.app.state
-    try:
-        token = base64.urlsafe_b64decode(page_token.encode()) if page_token else None
-    except (binascii.Error, ValueError):
-        raise invalid([("page_token", "not a page token from a previous answer")]) from None
+    token = None
+    if page_token:
+        try:
+            signed = base64.urlsafe_b64decode(page_token.encode())
+        except (binascii.Error, ValueError):
+            signed = b""
+        token, mac = signed[:-16], signed[-16:]
+        if len(signed) <= 16 or not hmac.compare_digest(mac, token_mac(request, token, query)):
+            raise invalid([("page_token", "not a page token from a previous answer to this query")])
     listing = app.client.list_workflows(query, page_size=page_size, next_page_token=token)
     await within(app.settings.api_timeout, listing.fetch_next_page())
     nxt = listing.next_page_token
     executions = sorted(listing.current_page or [], key=lambda ex: ex.start_time, reverse=True)
-    return executions, base64.urlsafe_b64encode(nxt).decode() if nxt else None
+    return executions, base64.urlsafe_b64encode(nxt + token_mac(request, nxt, query)).decode() if nxt else None
 
 
 async def list_cases(request: Request, kind: str, who: Authority, *, stage: str | None, partner: str | None,

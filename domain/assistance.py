@@ -56,12 +56,12 @@ class AssistanceRequest(Body):
     @model_validator(mode="after")
     def _consistent(self) -> AssistanceRequest:
         if self.requesting_state == self.requested_state:
-            raise ValueError("requesting_state and requested_state must differ")
+            raise ValueError("requested_state: requesting_state and requested_state must differ")
         ids = [m.id for m in self.measures]
         if len(set(ids)) != len(ids):
-            raise ValueError("measure ids must be unique within the request")
+            raise ValueError("measures: measure ids must be unique within the request")
         if self.respond_by and self.received_on and self.respond_by < self.received_on:
-            raise ValueError("respond_by may not lie before received_on")
+            raise ValueError("respond_by: respond_by may not lie before received_on")
         return self
 
 
@@ -83,13 +83,13 @@ class Review(Body):
         unused = [f for f in ("grounds", "questions", "postpone_until", "dual_criminality")
                   if f not in uses and getattr(self, f)]
         if unused:
-            raise ValueError(f"{', '.join(unused)} must be empty for {self.decision}")
+            raise ValueError(f"{unused[0]}: {', '.join(unused)} must be empty for {self.decision}")
         if self.decision == "refuse" and not self.grounds:
-            raise ValueError("grounds are required to refuse")
+            raise ValueError("grounds: grounds are required to refuse")
         if self.decision == "request_information" and not self.questions:
-            raise ValueError("questions are required to request information")
+            raise ValueError("questions: questions are required to request information")
         if self.decision == "postpone" and (self.postpone_until is None or not self.note):
-            raise ValueError("postpone needs postpone_until and a note giving the reason")
+            raise ValueError(f"{'postpone_until' if self.postpone_until is None else 'note'}: postpone needs postpone_until and a note giving the reason")
         return self
 
 
@@ -122,10 +122,10 @@ class MeasureResult(Body):
     @model_validator(mode="after")
     def _evidence(self) -> MeasureResult:
         if self.outcome == "executed" and not self.evidence:
-            raise ValueError("an executed measure needs at least one evidence item")
+            raise ValueError("evidence: an executed measure needs at least one evidence item")
         ids = [e.item_id for e in self.evidence]
         if len(set(ids)) != len(ids):
-            raise ValueError("evidence item ids must be unique within the result")
+            raise ValueError("evidence: evidence item ids must be unique within the result")
         return self
 
 

@@ -69,9 +69,9 @@ class Sentence(Body):
     def _term(self) -> Sentence:
         term = (self.years, self.months, self.days)
         if self.indeterminate and any(term):
-            raise ValueError("an indeterminate sentence has no years, months or days")
+            raise ValueError("years: an indeterminate sentence has no years, months or days")
         if not self.indeterminate and not any(term):
-            raise ValueError("a determinate sentence needs years, months or days")
+            raise ValueError("years: a determinate sentence needs years, months or days")
         return self
 
 
@@ -98,7 +98,7 @@ class Declaration(Body):
     def _freely_and_informed(self) -> Declaration:
         missing = [f for f in ("voluntary", "informed_of_consequences") if not getattr(self, f)]
         if missing:
-            raise ValueError(f"a declaration must be {' and '.join(missing)} (true)")
+            raise ValueError(f"{missing[0]}: a declaration must be {' and '.join(missing)} (true)")
         return self
 
 
@@ -117,9 +117,9 @@ class TransferRequest(Body):
     @model_validator(mode="after")
     def _consistent(self) -> TransferRequest:
         if self.sentencing_state == self.administering_state:
-            raise ValueError("sentencing_state and administering_state must differ")
+            raise ValueError("administering_state: sentencing_state and administering_state must differ")
         if self.received_on and self.judgment.date > self.received_on:
-            raise ValueError("judgment.date may not lie after received_on")
+            raise ValueError("judgment.date: judgment.date may not lie after received_on")
         return self
 
 
@@ -146,11 +146,11 @@ class Decision(Body):
     @model_validator(mode="after")
     def _grounds(self) -> Decision:
         if self.decision == "refuse" and not self.grounds:
-            raise ValueError("grounds are required to refuse")
+            raise ValueError("grounds: grounds are required to refuse")
         if self.decision == "consent" and self.grounds:
-            raise ValueError("grounds must be empty for consent")
+            raise ValueError("grounds: grounds must be empty for consent")
         if len(set(self.grounds)) != len(self.grounds):
-            raise ValueError("a ground is cited twice")
+            raise ValueError("grounds: a ground is cited twice")
         return self
 
 

@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> None:
                                             "first)")
     demo.add_argument("--api", default=None, help="API base URL (default http://TREATYFLOW_API_HOST:PORT)")
     commands.add_parser("server", help="run only the embedded Temporal dev server until Ctrl-C")
+    commands.add_parser("setup", help="prepare the namespace of a Temporal cluster (TEMPORAL_ADDRESS, "
+                                      "TEMPORAL_NAMESPACE, TEMPORAL_TLS_*, TEMPORAL_API_KEY): register the search "
+                                      "attributes and set the retention; safe to run again")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     if args.command == "worker":
@@ -45,6 +48,8 @@ def main(argv: list[str] | None = None) -> None:
         code = 0
     elif args.command == "api":
         code = serve_api(settings)
+    elif args.command == "setup":
+        code = asyncio.run(setup(settings))
     elif args.command == "demo":
         from treatyflow.demo import run_demo
 
@@ -113,6 +118,23 @@ def up(settings: Settings, *, with_worker: bool) -> int:
                 except subprocess.TimeoutExpired:
                     child.kill()
         print("treatyflow stopped.", flush=True)
+
+
+async def setup(settings: Settings) -> int:
+    """Idempotent: search attributes already there and a retention already set are left as they are."""
+    from temporalio.client import Client
+    from temporalio.envconfig import ClientConfig
+
+    from treatyflow.devserver import raise_retention, register_search_attributes
+
+    options = ClientConfig.load_client_connect_config()
+    options["target_host"], options["namespace"] = settings.temporal_address, settings.temporal_namespace
+    client = await Client.connect(**options)  # no payloads are read or written: no codec needed
+    await register_search_attributes(client, settings.temporal_namespace)
+    await raise_retention(client, settings.temporal_namespace, settings.retention_days)
+    print(f"namespace {settings.temporal_namespace} at {settings.temporal_address}: search attributes "
+          f"registered, retention {settings.retention_days} days", flush=True)
+    return 0
 
 
 def serve_api(settings: Settings) -> int:

@@ -18,6 +18,7 @@ class Settings:
     task_queue: str = "treatyflow"
     data_dir: Path = Path(".data")
     archive_dir: Path = Path(".data/archive")
+    archive_url: str | None = None  # postgresql://... : the archive in PostgreSQL instead of files
     ui_port: int = 8233
     log_level: str = "INFO"
     retention_days: int = 3650
@@ -43,6 +44,7 @@ class Settings:
             task_queue=env.get("TREATYFLOW_TASK_QUEUE", cls.task_queue),
             data_dir=data_dir,
             archive_dir=Path(env.get("TREATYFLOW_ARCHIVE_DIR", str(data_dir / "archive"))),
+            archive_url=env.get("TREATYFLOW_ARCHIVE_URL") or None,
             ui_port=int(env.get("TREATYFLOW_UI_PORT", cls.ui_port)),
             log_level=env.get("TREATYFLOW_LOG_LEVEL", cls.log_level).upper(),
             retention_days=int(env.get("TREATYFLOW_RETENTION_DAYS", cls.retention_days)),

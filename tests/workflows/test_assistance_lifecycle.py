@@ -172,7 +172,7 @@ async def test_a_complete_request_is_completed_with_its_evidence_manifest(dev_cl
     assert all(evidence[(i["measure_id"], i["item_id"])].sha256 == i["sha256"] for i in items)
 
     assert (dev_settings.archive_dir / "assistance" / f"{ref}.json").exists()
-    archived = FileArchive(dev_settings.archive_dir, dev_client.data_converter.payload_codec).read("assistance", ref)
+    archived = await FileArchive(dev_settings.archive_dir, dev_client.data_converter.payload_codec).read("assistance", ref)
     assert archived is not None and (archived.kind, archived.reference) == ("assistance", ref)
     assert archived.view["outcome"] == "completed"
     assert archived.view["results"]["manifest_sha256"] == result.results.manifest_sha256

@@ -177,7 +177,7 @@ async def test_a_complete_case_is_transferred_archived_and_visible(dev_client, d
 
     stored = (dev_settings.archive_dir / "transfer" / f"{ref}.json").read_bytes()
     assert ref.encode() not in stored  # encrypted at rest
-    archived = FileArchive(dev_settings.archive_dir, dev_client.data_converter.payload_codec).read("transfer", ref)
+    archived = await FileArchive(dev_settings.archive_dir, dev_client.data_converter.payload_codec).read("transfer", ref)
     assert archived.reference == ref and archived.kind == "transfer"
     assert archived.view["stage"] == "transferred" and archived.view["outcome"] == "transferred"
 
@@ -487,7 +487,7 @@ async def test_a_closed_case_is_never_opened_again(dev_client, dev_settings):
     await transfer_handle(dev_client, request.reference).result()
     with pytest.raises(CaseClosed):
         await open_transfer(dev_client, request, "kz-gpo", dev_settings.task_queue)
-    archived = FileArchive(dev_settings.archive_dir, dev_client.data_converter.payload_codec).read(
+    archived = await FileArchive(dev_settings.archive_dir, dev_client.data_converter.payload_codec).read(
         "transfer", request.reference)
     assert archived is not None
     assert datetime.fromisoformat(archived.view["opened_at"]) == first.view.opened_at
