@@ -1,0 +1,117 @@
+"""The PostgreSQL archive against a real PostgreSQL server that this test run starts itself, from
+the Debian package (installed here with apt-get when it is missing), on a free loopback port."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import psycopg
+import pytest
+from temporalio.exceptions import ApplicationError
+
+from activities.archive import PostgresArchive, open_archive
+from domain.case import ArchivedCase
+from tests.conftest import DATA_CONVERTER
+from tests.factories import transfer_request
+from treatyflow.cases import open_transfer, transfer_handle
+from treatyflow.config import Settings
+from worker import create_worker
+
+CODEC = DATA_CONVERTER.payload_codec
+
+
+def postgres_bin() -> Path:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found and os.geteuid() == 0 and shutil.which("apt-get"):
+        subprocess.run(["apt-get", "update", "-qq"], check=True, timeout=300)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "postgresql"], check=True, timeout=600,
+                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found:
+        pytest.fail("PostgreSQL is not installed and cannot be installed here: apt-get install postgresql")
+    return Path(found[-1]).parent
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    bindir = postgres_bin()
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    data = Path(tempfile.mkdtemp(prefix="treatyflow-pg-"))
+    if as_postgres:
+        shutil.chown(data, "postgres")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    subprocess.run([*as_postgres, str(bindir / "initdb"), "-D", str(data / "db"), "-A", "trust", "-U", "treatyflow"],
+                   check=True, capture_output=True, timeout=120)
+    subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data / "db"), "-l", str(data / "log"), "-w",
+                    "-o", f"-p {port} -k {data} -c listen_addresses=127.0.0.1", "start"],
+                   check=True, capture_output=True, timeout=120)
+    try:
+        yield f"postgresql://treatyflow@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data / "db"), "-m", "fast", "stop"],
+                       capture_output=True, timeout=60)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def case(reference: str, stage: str = "refused") -> ArchivedCase:
+    return ArchivedCase(kind="transfer", reference=reference, closed_at=datetime.now(timezone.utc),
+                        view={"reference": reference, "stage": stage, "note": "Aigerim Archivova"},
+                        request_sha256="0" * 64)
+
+
+async def test_a_closed_case_is_written_once_encrypted_and_read_back(postgres_url):
+    archive = PostgresArchive(postgres_url, CODEC)
+    record = case(f"PG-{uuid.uuid4().hex[:8]}")
+    first = await archive.write(record)
+    again = await archive.write(record)
+    assert first.written and not again.written and first.sha256 == again.sha256
+    assert await archive.read("transfer", record.reference) == record
+    assert await archive.read("transfer", "PG-NEVER") is None
+
+    async with await psycopg.AsyncConnection.connect(postgres_url) as conn:
+        stored = (await (await conn.execute("SELECT record FROM archived_cases WHERE reference = %s",
+                                            (record.reference,))).fetchone())[0]
+    assert b"Aigerim" not in bytes(stored) and b'"stage"' not in bytes(stored)  # ciphertext at rest
+
+    changed = record.model_copy(update={"view": {**record.view, "stage": "withdrawn"}})
+    assert (await archive.write(changed)).written
+    assert (await archive.read("transfer", record.reference)).view["stage"] == "withdrawn"
+
+
+async def test_an_unreachable_database_is_a_retryable_error_with_a_type():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there once the socket is closed
+    with pytest.raises(ApplicationError) as err:
+        await PostgresArchive(f"postgresql://nobody@127.0.0.1:{port}/none", CODEC).read("transfer", "X")
+    assert err.value.type == "archive_unavailable" and not err.value.non_retryable
+
+
+def test_the_configuration_chooses_the_backend(postgres_url, tmp_path):
+    assert isinstance(open_archive(Settings(archive_url=postgres_url), CODEC), PostgresArchive)
+    assert not isinstance(open_archive(Settings(archive_dir=tmp_path), CODEC), PostgresArchive)
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_worker_archives_into_postgresql(postgres_url, dev_client, tmp_path):
+    settings = Settings(task_queue=f"pg-{uuid.uuid4().hex[:8]}", archive_url=postgres_url, archive_dir=tmp_path)
+    request = transfer_request(person={"full_name": "Aigerim Archivova", "date_of_birth": "1980-01-01",
+                                       "citizenships": ["KZ"]})  # not national: refused at intake
+    async with create_worker(dev_client, settings):
+        opening = await open_transfer(dev_client, request, "kz-gpo", settings.task_queue)
+        await transfer_handle(dev_client, request.reference).result()
+    archived = await PostgresArchive(postgres_url, CODEC).read("transfer", request.reference)
+    assert archived is not None and archived.view["stage"] == "refused"
+    assert archived.view["grounds"] == ["not_national"] and opening.view.stage == "refused"
+    assert not list(tmp_path.iterdir())  # nothing went to the file archive
