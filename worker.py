@@ -19,7 +19,7 @@ from activities.handover import arrange_handover
 from activities.intake import check_assistance_scope, check_eligibility, resolve_treaty
 from activities.manifest import build_manifest
 from activities.notify import Notifier, Webhooks
-from treatyflow.client import connect
+from treatyflow.client import connect, metrics_runtime
 from treatyflow.config import Settings
 from treatyflow.logging import configure_logging
 from workflows.assistance import AssistanceWorkflow
@@ -49,13 +49,15 @@ def create_worker(client: Client, settings: Settings, *, activity_overrides: Seq
 
 async def run_worker(settings: Settings) -> None:
     log = structlog.get_logger("treatyflow.worker")
-    client = await connect(settings)
+    client = await connect(settings, runtime=metrics_runtime(settings.worker_metrics) if settings.worker_metrics
+                           else None)
     worker = create_worker(client, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    log.info("worker started", task_queue=settings.task_queue, address=settings.temporal_address)
+    log.info("worker started", task_queue=settings.task_queue, address=settings.temporal_address,
+             metrics=settings.worker_metrics)
     async with worker:
         await stop.wait()
         log.info("worker stopping", graceful_shutdown_seconds=GRACEFUL_SHUTDOWN)

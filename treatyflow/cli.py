@@ -15,10 +15,23 @@ from treatyflow.config import Settings
 
 DESCRIPTION = """treatyflow: durable workflows for international cooperation in criminal matters.
 
-Configuration comes from the environment: TEMPORAL_ADDRESS (localhost:7233), TEMPORAL_NAMESPACE
-(default), TREATYFLOW_TASK_QUEUE (treatyflow), TREATYFLOW_DATA_DIR (.data), TREATYFLOW_ARCHIVE_DIR
-(<data dir>/archive), TREATYFLOW_UI_PORT (8233), TREATYFLOW_RETENTION_DAYS (3650),
-TREATYFLOW_LOG_LEVEL (INFO)."""
+Configuration comes from the environment (defaults in brackets):
+  Temporal      TEMPORAL_ADDRESS [localhost:7233], TEMPORAL_NAMESPACE [default], TEMPORAL_API_KEY,
+                TEMPORAL_TLS, TEMPORAL_TLS_SERVER_CA_CERT_PATH, TEMPORAL_TLS_CLIENT_CERT_PATH,
+                TEMPORAL_TLS_CLIENT_KEY_PATH, TEMPORAL_TLS_SERVER_NAME
+  worker        TREATYFLOW_TASK_QUEUE [treatyflow], TREATYFLOW_WORKER_METRICS [off; e.g. 0.0.0.0:9000],
+                TREATYFLOW_WEBHOOKS_FILE [none]
+  data          TREATYFLOW_DATA_DIR [.data], TREATYFLOW_ARCHIVE_DIR [<data dir>/archive],
+                TREATYFLOW_ARCHIVE_URL [none; postgresql://... for a shared archive],
+                TREATYFLOW_RETENTION_DAYS [3650]
+  keys          TREATYFLOW_CODEC_KEYS or TREATYFLOW_CODEC_KEYS_FILE [dev: <data dir>/codec-keys.json],
+                TREATYFLOW_API_KEYS or TREATYFLOW_API_KEYS_FILE (SHA-256 hashes), TREATYFLOW_MODE [production;
+                `up` sets dev: demo keys demo-<authority id>]
+  API           TREATYFLOW_API_HOST [127.0.0.1], TREATYFLOW_API_PORT [8000], TREATYFLOW_API_TIMEOUT [10],
+                TREATYFLOW_RATE_LIMIT [50/s], TREATYFLOW_MAX_BODY_BYTES [1048576],
+                TREATYFLOW_UI_ORIGIN [http://localhost:8233], TREATYFLOW_UI_PORT [8233]
+  logs          TREATYFLOW_LOG_LEVEL [INFO]
+Security and keys: docs/security.md. Deployment: docs/operations.md."""
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,6 +14,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.envconfig import ClientConfig
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from treatyflow.codec import CodecKeys, EncryptionCodec, configured_keys
 from treatyflow.config import Settings
@@ -31,8 +32,14 @@ def codec_keys(settings: Settings) -> CodecKeys:
     return settings.codec_keys or configured_keys(dict(os.environ), settings.data_dir, dev_mode=settings.dev_mode)
 
 
-async def connect(settings: Settings) -> Client:
+async def connect(settings: Settings, *, runtime: Runtime | None = None) -> Client:
     options = ClientConfig.load_client_connect_config()
     options["target_host"] = settings.temporal_address
     options["namespace"] = settings.temporal_namespace
-    return await Client.connect(**options, data_converter=data_converter(codec_keys(settings)))
+    return await Client.connect(**options, data_converter=data_converter(codec_keys(settings)), runtime=runtime)
+
+
+def metrics_runtime(bind_address: str) -> Runtime:
+    """The SDK's own metrics (workflow-task latency, activity failures, slots, ...) served for
+    Prometheus at ``bind_address`` (TREATYFLOW_WORKER_METRICS, e.g. 0.0.0.0:9000)."""
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=bind_address)))
