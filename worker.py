@@ -19,7 +19,7 @@ from activities.handover import arrange_handover
 from activities.intake import check_assistance_scope, check_eligibility, resolve_treaty
 from activities.manifest import build_manifest
 from activities.notify import Notifier, Webhooks
-from treatyflow.client import connect, metrics_runtime
+from treatyflow.client import connect, metrics_runtime, verify_keys
 from treatyflow.config import Settings
 from treatyflow.logging import configure_logging
 from workflows.assistance import AssistanceWorkflow
@@ -51,6 +51,7 @@ async def run_worker(settings: Settings) -> None:
     log = structlog.get_logger("treatyflow.worker")
     client = await connect(settings, runtime=metrics_runtime(settings.worker_metrics) if settings.worker_metrics
                            else None)
+    await verify_keys(client)
     worker = create_worker(client, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

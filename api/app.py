@@ -15,7 +15,7 @@ from api import assistance, codec, common, errors, ops, transfers
 from api.keys import KeyRing
 from api.limits import RateLimiter, body_size_limit
 from domain.reference import reference
-from treatyflow.client import codec_keys, connect
+from treatyflow.client import codec_keys, connect, verify_keys
 from treatyflow.codec import EncryptionCodec
 from treatyflow.config import Settings
 
@@ -28,7 +28,9 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.client = client or await connect(settings)
+        if client is None:
+            app.state.client = await connect(settings)
+            await verify_keys(app.state.client)
         app.state.archive = open_archive(settings, app.state.client.data_converter.payload_codec)
         yield
 

@@ -16,7 +16,7 @@ from temporalio.converter import DataConverter, DefaultFailureConverterWithEncod
 from temporalio.envconfig import ClientConfig
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
-from treatyflow.codec import CodecKeys, EncryptionCodec, configured_keys
+from treatyflow.codec import CodecKeyError, CodecKeys, EncryptionCodec, configured_keys
 from treatyflow.config import Settings
 
 # Without a codec: only for committed test histories and for tests that read raw payloads.
@@ -37,6 +37,25 @@ async def connect(settings: Settings, *, runtime: Runtime | None = None) -> Clie
     options["target_host"] = settings.temporal_address
     options["namespace"] = settings.temporal_namespace
     return await Client.connect(**options, data_converter=data_converter(codec_keys(settings)), runtime=runtime)
+
+
+async def verify_keys(client: Client) -> None:
+    """Fail at start-up, not in the middle of a case, when the configured keys cannot read the
+    newest case on the server (a wrong or a missing old key)."""
+    codec = client.data_converter.payload_codec
+    if codec is None:
+        return
+    async for execution in client.list_workflows("CaseKind = 'transfer' OR CaseKind = 'assistance'", limit=1):
+        handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
+        async for event in handle.fetch_history_events():
+            payloads = event.workflow_execution_started_event_attributes.input.payloads
+            try:
+                await codec.decode(list(payloads))
+            except Exception as exc:  # noqa: BLE001 - unknown key id or authentication failure
+                raise CodecKeyError(
+                    f"the configured codec keys cannot read case {execution.id} ({type(exc).__name__}): "
+                    "a key is wrong or an old key is missing") from None
+            break
 
 
 def metrics_runtime(bind_address: str) -> Runtime:
