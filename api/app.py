@@ -11,7 +11,7 @@ from temporalio.client import Client
 
 from activities.archive import open_archive
 
-from api import assistance, codec, common, errors, ops, transfers
+from api import assistance, codec, common, errors, openapi, ops, transfers
 from api.keys import KeyRing
 from api.limits import RateLimiter, body_size_limit
 from domain.reference import reference
@@ -52,4 +52,5 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
         app.include_router(router, dependencies=[Depends(body_size_limit)])
     app.include_router(codec.router, dependencies=[Depends(body_size_limit)])
     app.include_router(ops.router)
+    openapi.install(app)
     return app
