@@ -31,7 +31,6 @@ with workflow.unsafe.imports_passed_through():
     from domain.parties import StateAuthorities
     from domain.reference import Deadlines, Treaty
     from domain.transfer import request_digest
-    from workflows import search_attributes as sa
     from workflows.rejection import conflict, invalid, not_permitted
 
 from workflows.case import STEP, CaseWithdrawn, CaseWorkflow
@@ -370,9 +369,6 @@ class AssistanceWorkflow(CaseWorkflow):
     def withdrawn(self) -> bool:
         return self.withdrawal is not None
 
-    def escalation_recipient(self, authority: str) -> str:
-        return next(a.central_authority for a in self.authorities.values()
-                    if authority in (a.central_authority, a.prison_service))
 
     def enter(self, stage: AssistanceStage) -> None:
         if stage != self.stage:
@@ -382,16 +378,7 @@ class AssistanceWorkflow(CaseWorkflow):
         self.publish()
 
     def publish(self) -> None:
-        workflow.upsert_search_attributes([
-            sa.CASE_KIND.value_set("assistance"),
-            sa.CASE_STAGE.value_set(self.stage),
-            sa.CASE_STATES.value_set(list(self.states)),
-            sa.TREATY_ID.value_set(self.treaty.id) if self.treaty else sa.TREATY_ID.value_unset(),
-            sa.CASE_OUTCOME.value_set(self.outcome) if self.outcome else sa.CASE_OUTCOME.value_unset(),
-            sa.AWAITING_AUTHORITIES.value_set(sorted({p.authority for p in self.pending}))
-            if self.pending else sa.AWAITING_AUTHORITIES.value_unset(),
-            sa.ACTION_DUE_AT.value_set(self.due_at) if self.due_at else sa.ACTION_DUE_AT.value_unset(),
-        ])
+        self.upsert_case_attributes(self.states, self.treaty.id if self.treaty else None, self.outcome)
         lines = [f"**Assistance request {self.reference}** ({self.request.requesting_state} → "
                  f"{self.request.requested_state}), treaty {self.treaty.id if self.treaty else '—'}",
                  f"**Stage:** {self.stage}" + (f" — outcome {self.outcome}" if self.outcome else "")]

@@ -13,6 +13,7 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from domain.case import Action, CaseEvent, Notice, PendingAction
+    from workflows import search_attributes as sa
 
 STEP = dict(start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5)))
@@ -26,7 +27,7 @@ class CaseWithdrawn(Exception):
 
 class CaseWorkflow:
     """Base of the case workflows. A subclass sets ``kind``, ``reference``, ``stage``,
-    ``reminder_days`` and implements ``publish``, ``withdrawn`` and ``escalation_recipient``."""
+    ``reminder_days`` and implements ``publish`` and ``withdrawn``."""
 
     kind: Literal["transfer", "assistance"]
     reference: str
@@ -47,8 +48,23 @@ class CaseWorkflow:
         raise NotImplementedError
 
     def escalation_recipient(self, authority: str) -> str:
-        """The central authority of the state ``authority`` acts for."""
-        raise NotImplementedError
+        """The central authority of the state ``authority`` acts for (``authorities`` by state,
+        resolved at intake)."""
+        return next(a.central_authority for a in self.authorities.values()  # type: ignore[attr-defined]
+                    if authority in (a.central_authority, a.prison_service))
+
+    def upsert_case_attributes(self, states: tuple[str, str], treaty_id: str | None, outcome: str | None) -> None:
+        """The search attributes of a case (lists, inbox, stats and overdue queries read them)."""
+        workflow.upsert_search_attributes([
+            sa.CASE_KIND.value_set(self.kind),
+            sa.CASE_STAGE.value_set(self.stage),
+            sa.CASE_STATES.value_set(list(states)),
+            sa.TREATY_ID.value_set(treaty_id) if treaty_id else sa.TREATY_ID.value_unset(),
+            sa.CASE_OUTCOME.value_set(outcome) if outcome else sa.CASE_OUTCOME.value_unset(),
+            sa.AWAITING_AUTHORITIES.value_set(sorted({p.authority for p in self.pending}))
+            if self.pending else sa.AWAITING_AUTHORITIES.value_unset(),
+            sa.ACTION_DUE_AT.value_set(self.due_at) if self.due_at else sa.ACTION_DUE_AT.value_unset(),
+        ])
 
     def record(self, actor: str, action: str, detail: str) -> None:
         self.events.append(CaseEvent(at=workflow.now(), actor=actor, action=action, detail=detail))

@@ -28,7 +28,6 @@ with workflow.unsafe.imports_passed_through():
         TERMINAL_STAGES, Declaration, Decision, EligibilityCondition, Handover, HandoverConfirmation,
         LegalReview, RecordedDecision, TransferRequest, TransferStage, TransferView, Withdrawal, request_digest,
     )
-    from workflows import search_attributes as sa
     from workflows.rejection import conflict, invalid, not_permitted
 
 from workflows.case import STEP, CaseWithdrawn, CaseWorkflow
@@ -377,9 +376,6 @@ class TransferWorkflow(CaseWorkflow):
     def withdrawn(self) -> bool:
         return self.withdrawal is not None
 
-    def escalation_recipient(self, authority: str) -> str:
-        return next(a.central_authority for a in self.authorities.values()
-                    if authority in (a.central_authority, a.prison_service))
 
     @property
     def reminder_days(self) -> int:  # type: ignore[override]
@@ -404,16 +400,7 @@ class TransferWorkflow(CaseWorkflow):
 
     def publish(self) -> None:
         """Search attributes and the Temporal UI's current details, after every change."""
-        workflow.upsert_search_attributes([
-            sa.CASE_KIND.value_set("transfer"),
-            sa.CASE_STAGE.value_set(self.stage),
-            sa.CASE_STATES.value_set(list(self.states)),
-            sa.TREATY_ID.value_set(self.treaty.id) if self.treaty else sa.TREATY_ID.value_unset(),
-            sa.CASE_OUTCOME.value_set(self.outcome) if self.outcome else sa.CASE_OUTCOME.value_unset(),
-            sa.AWAITING_AUTHORITIES.value_set(sorted({p.authority for p in self.pending}))
-            if self.pending else sa.AWAITING_AUTHORITIES.value_unset(),
-            sa.ACTION_DUE_AT.value_set(self.due_at) if self.due_at else sa.ACTION_DUE_AT.value_unset(),
-        ])
+        self.upsert_case_attributes(self.states, self.treaty.id if self.treaty else None, self.outcome)
         lines = [f"**Transfer {self.request.reference}** ({self.request.sentencing_state} → "
                  f"{self.request.administering_state}), treaty {self.treaty.id if self.treaty else '—'}",
                  f"**Stage:** {self.stage}" + (f" — outcome {self.outcome}" if self.outcome else "")]
