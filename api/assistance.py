@@ -14,8 +14,8 @@ from temporalio.service import RPCError
 from api.auth import caller, deny
 from api.body import parse, utc_today
 from api.engine import act_refused, closed_meanwhile, within
-from api.errors import conflict, invalid, not_found
-from api.found import Found, find_case
+from api.errors import conflict, not_found
+from api.found import Found, find_case, open_or_find
 from api.listing import CaseList, list_cases
 from domain.assistance import (
     AssistanceRequest, AssistanceStage, AssistanceView, AssistanceWithdrawal, Authorisation, InformationAnswer,
@@ -23,8 +23,7 @@ from domain.assistance import (
 )
 from domain.intake import assistance_problems
 from domain.reference import Authority
-from domain.transfer import request_digest
-from treatyflow.cases import CaseClosed, assistance_handle, measure_handle, open_assistance
+from treatyflow.cases import assistance_handle, measure_handle, open_assistance
 from workflows.assistance import AssistanceWorkflow
 from workflows.measure import MeasureWorkflow
 
@@ -42,7 +41,6 @@ async def find(request: Request, who: Authority, reference: str) -> Found:
 @router.post("", response_model=AssistanceView, status_code=201,
              responses={200: {"description": "the same request again: the existing case"}})
 async def file_request(request: Request, response: Response, who: Caller) -> Any:
-    app = request.app.state
     if who.role != CENTRAL:
         raise deny(request, who, "only a central authority files a request for assistance")
     body = await parse(request, AssistanceRequest)
@@ -50,22 +48,9 @@ async def file_request(request: Request, response: Response, who: Caller) -> Any
         raise deny(request, who, "a request is filed by the requesting state's central authority", body.reference)
     today = utc_today()
     body = body.model_copy(update={"received_on": body.received_on or today})
-    problems = assistance_problems(body, today, app.reference)
-    if problems:
-        raise invalid(problems)
-    try:
-        opening = await within(app.settings.api_timeout,
-                               open_assistance(app.client, body, who.id, app.settings.task_queue))
-    except WorkflowUpdateFailedError as err:
-        raise act_refused(err) from None
-    except CaseClosed:
-        archived = await app.archive.read("assistance", body.reference)
-        if archived is None or archived.request_sha256 != request_digest(body):
-            raise conflict(f"reference {body.reference} is already used by a different request") from None
-        response.status_code = 200
-        return AssistanceView.model_validate(archived.view)
-    response.status_code = 201 if opening.created else 200
-    return opening.view
+    return await open_or_find(request, response, who, "assistance", body,
+                              assistance_problems(body, today, request.app.state.reference), open_assistance,
+                              AssistanceView)
 
 
 @router.get("", response_model=CaseList)

@@ -1,6 +1,7 @@
-"""Finding a case for a caller: live from the workflow's query while it runs, from the archive
+"""Finding a case for a caller — live from the workflow's query while it runs, from the archive
 once it is closed; a third state (or anyone a confidential request hides from) gets the same 404
-as for a reference that does not exist, a role with no part in the kind gets 403."""
+as for a reference that does not exist, a role with no part in the kind gets 403 — and opening
+one, idempotently, live or archived."""
 
 from __future__ import annotations
 
@@ -8,14 +9,19 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import Request
+from collections.abc import Awaitable, Callable
+
+from fastapi import Request, Response
 from pydantic import BaseModel
-from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.auth import ROLES_IN, deny, hide
-from api.engine import within
+from api.engine import act_refused, within
+from api.errors import conflict, invalid
 from domain.reference import Authority
+from domain.transfer import request_digest
+from treatyflow.cases import CaseClosed
 
 REFERENCE = re.compile(r"^[A-Za-z0-9._-]{3,64}$")  # as domain.transfer.Reference
 
@@ -67,3 +73,25 @@ async def find_case(request: Request, who: Authority, kind: str, reference: str,
     if kind == "assistance" and found.view.confidential and not may_see_confidential(who, found.view):
         raise hide(request, who, reference)
     return found
+
+
+async def open_or_find(request: Request, response: Response, who: Authority, kind: str, body: Any,
+                       problems: list[tuple[str, str]], opener: Callable[..., Awaitable[Any]],
+                       view_type: type[BaseModel]) -> Any:
+    """Open the case (201), or answer the existing one for an identical request (200, live or
+    from the archive); the same reference with a different request is 409."""
+    app = request.app.state
+    if problems:
+        raise invalid(problems)
+    try:
+        opening = await within(app.settings.api_timeout, opener(app.client, body, who.id, app.settings.task_queue))
+    except WorkflowUpdateFailedError as err:
+        raise act_refused(err) from None
+    except CaseClosed:
+        archived = await app.archive.read(kind, body.reference)
+        if archived is None or archived.request_sha256 != request_digest(body):
+            raise conflict(f"reference {body.reference} is already used by a different request") from None
+        response.status_code = 200
+        return view_type.model_validate(archived.view)
+    response.status_code = 201 if opening.created else 200
+    return opening.view

@@ -10,7 +10,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from api.auth import ROLES_IN, caller, deny
-from api.found import Found, find_case
+from api.found import Found, find_case, open_or_find
 from api.body import parse, utc_today
 from api.engine import act_refused, closed_meanwhile, within
 from api.errors import conflict, invalid
@@ -19,9 +19,9 @@ from domain.intake import transfer_problems
 from domain.reference import Authority
 from domain.transfer import (
     Declaration, Decision, HandoverConfirmation, LegalReview, TransferRequest, TransferStage, TransferView,
-    Withdrawal, request_digest,
+    Withdrawal,
 )
-from treatyflow.cases import CaseClosed, open_transfer, transfer_handle
+from treatyflow.cases import open_transfer, transfer_handle
 from workflows.transfer import TransferWorkflow
 
 router = APIRouter(prefix="/v1/transfers", tags=["transfers"])
@@ -37,7 +37,6 @@ async def find(request: Request, who: Authority, reference: str) -> Found:
 @router.post("", response_model=TransferView, status_code=201,
              responses={200: {"description": "the same request again: the existing case"}})
 async def open_case(request: Request, response: Response, who: Caller) -> Any:
-    app = request.app.state
     if who.role != CENTRAL:
         raise deny(request, who, "only a central authority opens a transfer case")
     body = await parse(request, TransferRequest)
@@ -45,22 +44,9 @@ async def open_case(request: Request, response: Response, who: Caller) -> Any:
         raise deny(request, who, f"{who.state} is not a party to this transfer", body.reference)
     today = utc_today()
     body = body.model_copy(update={"received_on": body.received_on or today})
-    problems = transfer_problems(body, today, app.reference)
-    if problems:
-        raise invalid(problems)
-    try:
-        opening = await within(app.settings.api_timeout,
-                               open_transfer(app.client, body, who.id, app.settings.task_queue))
-    except WorkflowUpdateFailedError as err:
-        raise act_refused(err) from None
-    except CaseClosed:
-        archived = await app.archive.read("transfer", body.reference)
-        if archived is None or archived.request_sha256 != request_digest(body):
-            raise conflict(f"reference {body.reference} is already used by a different request") from None
-        response.status_code = 200
-        return TransferView.model_validate(archived.view)
-    response.status_code = 201 if opening.created else 200
-    return opening.view
+    return await open_or_find(request, response, who, "transfer", body,
+                              transfer_problems(body, today, request.app.state.reference), open_transfer,
+                              TransferView)
 
 
 @router.get("", response_model=CaseList)
