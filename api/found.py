@@ -63,8 +63,9 @@ async def find_case(request: Request, who: Authority, kind: str, reference: str,
         archived = await app.archive.read(kind, reference)
         if archived is None and described is None:
             raise hide(request, who, reference)
+        # closed, and its record not (yet) archived: the workflow's last view, while it is retained
         view = (view_type.model_validate(archived.view) if archived
-                else await within(app.settings.api_timeout, handle.result()))
+                else await within(app.settings.api_timeout, handle.query(query)))
         found = Found(view, handle, live=False)
     if who.state not in states_of(found.view):
         raise hide(request, who, reference)

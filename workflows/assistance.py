@@ -24,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.intake import ScopeQuestion, TreatyAnswer, TreatyQuestion
     from activities.manifest import ManifestOrder
     from domain.assistance import (
-        ASSISTANCE_TERMINAL, AssistanceRequest, AssistanceStage, AssistanceView,
+        ASSISTANCE_TERMINAL, MEASURE_TERMINAL, AssistanceRequest, AssistanceStage, AssistanceView,
         AssistanceWithdrawal, InformationAnswer, MeasureView, Results, Review, refusal_grounds_of, request_outcome,
     )
     from domain.case import ArchivedCase
@@ -81,6 +81,7 @@ class AssistanceWorkflow(CaseWorkflow):
         self.results: Results | None = None
         self.children: dict[str, workflow.ChildWorkflowHandle] = {}
         self.intake_done = False
+        self.measures_end_by_signal = False
         self.assembling = False
         self.open_requests = 0
 
@@ -181,6 +182,10 @@ class AssistanceWorkflow(CaseWorkflow):
     async def execute(self) -> None:
         """Each permitted measure as its own workflow; wait until all have ended."""
         self.enter("executing")
+        # Measures tell their end by signal and deliver their own notices afterwards, on their own
+        # (abandoned, not cancelled, when the request closes): a webhook that is down holds up no
+        # request. Requests begun before this change waited for their measures to complete.
+        self.measures_end_by_signal = workflow.patched("measures-end-by-signal")
         days = self.deadlines.execution
         if self.request.urgent:
             days = max(1, days // 2)
@@ -194,25 +199,40 @@ class AssistanceWorkflow(CaseWorkflow):
                 request_workflow_id=workflow.info().workflow_id)
             self.children[m.id] = await workflow.start_child_workflow(
                 MeasureWorkflow.run, order, id=measure_workflow_id(self.reference, m.id),
-                parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
+                parent_close_policy=ParentClosePolicy.ABANDON if self.measures_end_by_signal
+                else ParentClosePolicy.REQUEST_CANCEL,
                 static_summary=f"Measure {m.id} ({m.kind}) of {self.reference}")
-        finished = asyncio.gather(*self.children.values())
-        await workflow.wait_condition(lambda: finished.done() or self.withdrawn())
-        if self.withdrawn():
-            raise CaseWithdrawn
-        for view in finished.result():
-            self.measures[view.id] = view.model_copy(update={"pending_actions": []})
+        if self.measures_end_by_signal:
+            await workflow.wait_condition(lambda: self.measures_ended() or self.withdrawn())
+            if self.withdrawn():
+                raise CaseWithdrawn
+        else:
+            finished = asyncio.gather(*self.children.values())
+            await workflow.wait_condition(lambda: finished.done() or self.withdrawn())
+            if self.withdrawn():
+                raise CaseWithdrawn
+            for view in finished.result():
+                self.measures[view.id] = view.model_copy(update={"pending_actions": []})
         self.assembling = True  # from here the results go back; the request can no longer be withdrawn
 
+    def measures_ended(self) -> bool:
+        return all(self.measures[mid].stage in MEASURE_TERMINAL for mid in self.children)
+
     async def cancel_measures(self) -> None:
-        open_children = [h for h in self.children.values() if not h.done()]
+        if self.measures_end_by_signal:
+            open_children = [h for mid, h in self.children.items() if self.measures[mid].stage not in MEASURE_TERMINAL]
+        else:
+            open_children = [h for h in self.children.values() if not h.done()]
         for handle in open_children:
             try:
                 await handle.signal(MeasureWorkflow.cancel)
             except FailureError:  # the measure ended meanwhile: its result stands
                 pass
-        for view in await asyncio.gather(*open_children):
-            self.measures[view.id] = view.model_copy(update={"pending_actions": []})
+        if self.measures_end_by_signal:
+            await workflow.wait_condition(self.measures_ended)
+        else:
+            for view in await asyncio.gather(*open_children):
+                self.measures[view.id] = view.model_copy(update={"pending_actions": []})
         for m in self.measures.values():  # measures never started
             if m.stage == "pending":
                 m.stage = "cancelled"
@@ -227,11 +247,9 @@ class AssistanceWorkflow(CaseWorkflow):
         for state in self.states:
             if state in self.authorities:
                 self.notify(self.authorities[state].central_authority, "case_closed")
-        await workflow.execute_activity(
-            "archive_case", ArchivedCase(kind="assistance", reference=self.reference, closed_at=workflow.now(),
-                                         view=self.view().model_dump(mode="json"),
-                                         request_sha256=request_digest(self.request)),
-            summary="Archive the closed request", **STEP)
+        await self.archive_record(ArchivedCase(kind="assistance", reference=self.reference, closed_at=workflow.now(),
+                                               view=self.view().model_dump(mode="json"),
+                                               request_sha256=request_digest(self.request)))
         await asyncio.gather(*self.notices)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.view()

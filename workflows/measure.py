@@ -90,7 +90,7 @@ class MeasureWorkflow(CaseWorkflow):
     async def end(self, stage: MeasureStage) -> MeasureView:
         self.pending = []
         self.due_at = None
-        await self.enter(stage)
+        await self.enter(stage)  # the request learns the end here, by signal
         await asyncio.gather(*self.reports, *self.notices)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.view()

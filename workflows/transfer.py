@@ -188,11 +188,9 @@ class TransferWorkflow(CaseWorkflow):
 
     async def archive(self) -> None:
         view = self.view()
-        await workflow.execute_activity(
-            "archive_case", ArchivedCase(kind="transfer", reference=self.request.reference,
-                                         closed_at=workflow.now(), view=view.model_dump(mode="json"),
-                                         request_sha256=request_digest(self.request)),
-            summary="Archive the closed case", **STEP)
+        await self.archive_record(ArchivedCase(kind="transfer", reference=self.request.reference,
+                                               closed_at=workflow.now(), view=view.model_dump(mode="json"),
+                                               request_sha256=request_digest(self.request)))
 
     # ---- acts of the authorities: updates with validators ---------------------------------
 
