@@ -1,0 +1,91 @@
+"""3. Open-case capacity: N cases opened and left waiting for consent, on a fresh production
+worker (`treatyflow worker`, its own process and task queue); then the worker's resident memory
+(/proc/<pid>/status), the server's SQLite files, and the latency of the inbox, the list and a
+case read through the API with that many cases open (goals: worker RSS ≤ 400 MB, inbox p95 ≤
+250 ms)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import subprocess
+import time
+from typing import Any
+
+import httpx
+
+from benchmarks.harness import Stack, Timings, drive, proc_status, settle
+from benchmarks.lifecycle import Unexpected, expect, key
+from domain.transfer import TransferRequest
+from tests.factories import transfer_body
+from treatyflow.cases import open_transfer
+
+
+async def visible(stack: Stack, query: str, count: int, timeout: float = 120.0) -> float:
+    """Wait until the visibility store counts ``count`` executions for ``query``; seconds waited."""
+    started = time.monotonic()
+    while (await stack.client.count_workflows(query)).count < count:
+        if time.monotonic() - started > timeout:
+            raise Unexpected(f"visibility shows fewer than {count} for {query} after {timeout}s")
+        await asyncio.sleep(0.5)
+    return time.monotonic() - started
+
+
+async def capacity(stack: Stack, url: str, worker: subprocess.Popen, *, open_cases: int, concurrency: int,
+                   requests: int, task_queue: str = "capacity") -> dict[str, Any]:
+    """``worker``: a fresh worker process polling ``task_queue`` (`treatyflow worker`, or
+    ``benchmarks.worker`` for a variant), which has run nothing yet."""
+    client = stack.client
+    await settle([worker.pid])
+    idle = proc_status(worker.pid)
+    db_before = stack.db_bytes()
+    references: list[str] = []
+    opening = Timings()
+
+    async def open_one(_: int) -> None:
+        request = TransferRequest.model_validate(transfer_body())
+        opened = await opening.timed("open_transfer", open_transfer(client, request, "kz-gpo", task_queue))
+        expect(opened.view.stage == "awaiting_consents", f"opened in {opened.view.stage}")
+        references.append(request.reference)
+
+    seconds = await drive(open_cases, concurrency, open_one)
+    waiting = f"TaskQueue = '{task_queue}' AND ExecutionStatus = 'Running' AND CaseStage = 'awaiting_consents'"
+    visibility_lag = await visible(stack, waiting, open_cases)
+    settled = await settle([worker.pid, stack.server.pid])  # the consent notices delivered, nothing running
+    loaded = proc_status(worker.pid)
+    server = proc_status(stack.server.pid)
+    db_after = stack.db_bytes()
+
+    reads = Timings()
+    picks = random.Random(7)
+    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+        async def get(name: str, path: str, by: str, params: dict | None = None) -> dict:
+            r = await reads.timed(name, http.get(path, headers=key(by), params=params))
+            expect(r.status_code == 200, f"GET {path}: {r.status_code} {r.text[:300]}")
+            return r.json()
+
+        inbox = await get("warm-up", "/v1/inbox", "kz-gpo")
+        expect(len(inbox["items"]) == min(50, open_cases), f"the inbox shows {len(inbox['items'])} items")
+        for _ in range(requests):
+            await get("GET /v1/inbox", "/v1/inbox", "kz-gpo")
+        for _ in range(requests):
+            await get("GET /v1/transfers", "/v1/transfers", "kz-gpo")
+        for _ in range(requests):
+            await get("GET /v1/transfers?stage=awaiting_consents", "/v1/transfers", "uz-gpo",
+                      {"stage": "awaiting_consents"})
+        for _ in range(requests):  # a case read live: a query, answered from the worker's cache or by replay
+            await get("GET /v1/transfers/{reference}", f"/v1/transfers/{picks.choice(references)}", "uz-gpo")
+        reads.pop("warm-up")
+    after_reads = proc_status(worker.pid)
+    return {
+        "open_cases": open_cases, "concurrency": concurrency,
+        "opening": {"seconds": round(seconds, 1), "cases_per_s": round(open_cases / seconds, 1),
+                    "latency_ms": opening.summary()},
+        "visibility_lag_s": round(visibility_lag, 1), "settle_s": round(settled, 1),
+        "worker_rss_mb": {"idle": idle["VmRSS"], "open": loaded["VmRSS"], "after_reads": after_reads["VmRSS"],
+                          "peak": after_reads["VmHWM"]},
+        "server_rss_mb": server,
+        "db_bytes": {"before": db_before, "after": db_after, "growth": db_after["total"] - db_before["total"],
+                     "growth_per_case": round((db_after["total"] - db_before["total"]) / open_cases)},
+        "latency_ms": reads.summary(),
+    }
