@@ -44,7 +44,8 @@ def create_worker(client: Client, settings: Settings, *, activity_overrides: Seq
     by_name = {fn.__temporal_activity_definition.name: fn for fn in activities(settings, codec)}  # type: ignore[attr-defined]
     by_name.update({fn.__temporal_activity_definition.name: fn for fn in activity_overrides})  # type: ignore[attr-defined]
     return Worker(client, task_queue=settings.task_queue, workflows=WORKFLOWS, activities=list(by_name.values()),
-                  graceful_shutdown_timeout=timedelta(seconds=GRACEFUL_SHUTDOWN))
+                  graceful_shutdown_timeout=timedelta(seconds=GRACEFUL_SHUTDOWN),
+                  max_cached_workflows=settings.workflow_cache)
 
 
 async def run_worker(settings: Settings) -> None:

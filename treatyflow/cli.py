@@ -20,7 +20,7 @@ Configuration comes from the environment (defaults in brackets):
                 TEMPORAL_TLS, TEMPORAL_TLS_SERVER_CA_CERT_PATH, TEMPORAL_TLS_CLIENT_CERT_PATH,
                 TEMPORAL_TLS_CLIENT_KEY_PATH, TEMPORAL_TLS_SERVER_NAME
   worker        TREATYFLOW_TASK_QUEUE [treatyflow], TREATYFLOW_WORKER_METRICS [off; e.g. 0.0.0.0:9000],
-                TREATYFLOW_WEBHOOKS_FILE [none]
+                TREATYFLOW_WEBHOOKS_FILE [none], TREATYFLOW_WORKFLOW_CACHE [500 cases in memory]
   data          TREATYFLOW_DATA_DIR [.data], TREATYFLOW_ARCHIVE_DIR [<data dir>/archive],
                 TREATYFLOW_ARCHIVE_URL [none; postgresql://... for a shared archive],
                 TREATYFLOW_RETENTION_DAYS [3650]

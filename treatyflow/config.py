@@ -31,6 +31,7 @@ class Settings:
     rate_limit: float = 50.0  # requests per second per authority (burst of the same size)
     max_body_bytes: int = 1_048_576
     webhooks_file: Path | None = None
+    workflow_cache: int = 500  # cases a worker keeps in memory (~0.34 MB each); others replay on demand
     worker_metrics: str | None = None  # host:port where the worker serves the SDK's Prometheus metrics
     codec_keys: CodecKeys | None = None  # None: from TREATYFLOW_CODEC_KEYS(_FILE), see treatyflow.codec
     ui_origin: str = "http://localhost:8233"  # the Temporal UI allowed to call the codec endpoints  # JSON {"<authority id>": {"url": ..., "secret": ...}}; none: no webhooks
@@ -59,5 +60,6 @@ class Settings:
             max_body_bytes=int(env.get("TREATYFLOW_MAX_BODY_BYTES", cls.max_body_bytes)),
             ui_origin=env.get("TREATYFLOW_UI_ORIGIN", f"http://localhost:{env.get('TREATYFLOW_UI_PORT', cls.ui_port)}"),
             worker_metrics=env.get("TREATYFLOW_WORKER_METRICS") or None,
+            workflow_cache=int(env.get("TREATYFLOW_WORKFLOW_CACHE", cls.workflow_cache)),
             webhooks_file=Path(env["TREATYFLOW_WEBHOOKS_FILE"]) if env.get("TREATYFLOW_WEBHOOKS_FILE") else None,
         )
