@@ -164,7 +164,8 @@ async def test_sigkill_mid_case_reaches_the_same_end_without_duplicates(
     # the same bytes on every repeat; repeats happened (deliveries cut short by the kills)
     processed = faulted_rx.processed()
     assert sum(notice_events(v)["notice_failed"] for v in faulted["views"]) == 0
-    assert len(processed) == sum(sum(notice_events(v).values()) for v in faulted["views"])
+    # each notice in a trail was delivered once; a measure may also deliver notices after its end
+    assert len(processed) >= sum(sum(notice_events(v).values()) for v in faulted["views"])
     assert Counter(a.notice for a in processed.values()) == Counter(a.notice for a in control_rx.processed().values())
     repeats = {k: arrivals for k, arrivals in faulted_rx.by_key().items() if len(arrivals) > 1}
     assert len(repeats) >= 5, "the kills should have cut deliveries short"  # 3 at the first, 2 at the second
