@@ -6,7 +6,7 @@ and the baseline run on one worker with one configuration. Run as its own proces
 To measure a change to the worker before making it, ``TREATYFLOW_BENCH_VARIANT`` (``run.py
 --variant``) passes extra options to the worker, comma-separated:
 
-- ``cache=N``: ``max_cached_workflows=N`` (the SDK's default is 1000);
+- ``cache=N``: ``max_cached_workflows=N`` (instead of ``TREATYFLOW_WORKFLOW_CACHE``, default 500);
 - ``passthrough=MOD+MOD``: the default sandbox, with these modules passed through (imported once,
   not again for each workflow run), e.g. ``passthrough=workflows.case``;
 - ``passthrough-all``: the sandbox with every module passed through (runtime restrictions stay);
@@ -18,7 +18,6 @@ To measure a change to the worker before making it, ``TREATYFLOW_BENCH_VARIANT``
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import signal
 import sys
@@ -71,8 +70,12 @@ def bench_worker(client: Client, settings: Settings, variant: str = "") -> Worke
     activities given as overrides (their names are new, so they are added and replace nothing);
     a variant's options are added to the ``Worker`` it creates."""
     workflows = variant_workflows(variant, [*production.WORKFLOWS, BaselineTransfer])
-    with patch.object(production, "WORKFLOWS", workflows), \
-            patch.object(production, "Worker", functools.partial(Worker, **variant_options(variant))):
+    options = variant_options(variant)
+
+    def worker_with_options(*args: Any, **kwargs: Any) -> Worker:  # the variant's options win
+        return Worker(*args, **{**kwargs, **options})
+
+    with patch.object(production, "WORKFLOWS", workflows), patch.object(production, "Worker", worker_with_options):
         return production.create_worker(client, settings, activity_overrides=BASELINE_ACTIVITIES)
 
 
