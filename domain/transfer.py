@@ -1,23 +1,82 @@
 """Transfer of sentenced persons: what the parties send in (requests and acts) and what the case
 shows (the view of API.md). Pure pydantic models; validation here is what does not depend on
-the clock or on reference data (see ``domain.intake`` for that)."""
+the clock or on reference data (see ``domain.intake`` for that).
+
+Every input is bounded (API.md, "Sizes"), so that no case can outgrow what the engine stores and
+no sentence can overflow date arithmetic: lists, text and numbers by ``AtMost``, dates by ``Day``.
+The workflows store these models in their history, so a bound may only tighten *new* input:
+whatever a running case already holds must still validate when it replays."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator, BaseModel, ConfigDict, Field, GetCoreSchemaHandler, GetJsonSchemaHandler, StringConstraints,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError, core_schema
 
 from domain.case import CaseEvent, PendingAction
+
+
+@dataclass(frozen=True)
+class AtMost:
+    """Annotation: at most ``limit`` characters of a string, items of a list, or as the value of an
+    integer. The error says it plainly ("at most 50 offences", "at most 10,000 characters") and the
+    JSON schema carries the bound (maxLength, maxItems, maximum)."""
+
+    limit: int
+    unit: str
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(self._check, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler) -> Any:
+        shown = handler(schema)
+        key = {"string": "maxLength", "array": "maxItems", "integer": "maximum"}[shown["type"]]
+        return {**shown, key: self.limit}
+
+    def _check(self, value: Any) -> Any:
+        size = value if isinstance(value, int) else len(value)
+        if size > self.limit:
+            raise PydanticCustomError("too_large" if isinstance(value, int) else "too_long",
+                                      f"at most {self.limit:,} {self.unit}", {"max": self.limit})
+        return value
+
+
+EARLIEST_DAY = date(1900, 1, 1)
+
+
+def _from_earliest_day(day: date) -> date:
+    if day < EARLIEST_DAY:
+        raise PydanticCustomError("date_too_early", "dates from 1900-01-01 on")
+    return day
+
+
+# Every date a client sends: none before 1900 (a sentence begun in year 1 with large credits
+# would run date arithmetic below date.min). Dates that need the clock are checked at intake.
+Day = Annotated[date, AfterValidator(_from_earliest_day)]
 
 StateCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 Reference = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{3,64}$")]
 IccsCode = Annotated[str, StringConstraints(pattern=r"^\d{2}(\d{2}(\d{1,2})?)?$")]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
-OptionalText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000)]
+# free text (description, note, reason, questions, answers, purpose, facts, subject)
+TEXT_LIMIT = 10_000
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1), AtMost(TEXT_LIMIT, "characters")]
+OptionalText = Annotated[str, StringConstraints(strip_whitespace=True), AtMost(TEXT_LIMIT, "characters")]
+# names of persons, courts, authorities and places
+NAME_LIMIT = 300
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1), AtMost(NAME_LIMIT, "characters")]
+# sentences: terms and credits
+DAYS_LIMIT = 36_600
+Years = Annotated[int, Field(ge=0), AtMost(100, "years")]
+Months = Annotated[int, Field(ge=0), AtMost(1_200, "months")]
+Days = Annotated[int, Field(ge=0), AtMost(DAYS_LIMIT, "days")]
 
 TransferStage = Literal[
     "awaiting_declaration", "checking_eligibility", "awaiting_legal_review", "awaiting_consents",
@@ -38,9 +97,9 @@ class Body(BaseModel):
 
 
 class Person(Body):
-    full_name: Text
-    date_of_birth: date
-    citizenships: list[StateCode] = Field(min_length=1)
+    full_name: Name
+    date_of_birth: Day  # in the past: checked at intake (domain.intake), it needs the clock
+    citizenships: Annotated[list[StateCode], Field(min_length=1), AtMost(20, "citizenships")]
 
 
 class Offence(Body):
@@ -49,21 +108,24 @@ class Offence(Body):
     description: OptionalText = ""
 
 
+Offences = Annotated[list[Offence], Field(min_length=1), AtMost(50, "offences")]
+
+
 class Judgment(Body):
-    court: Text
-    date: date
+    court: Name
+    date: Day
     final: bool
-    offences: list[Offence] = Field(min_length=1)
+    offences: Offences
 
 
 class Sentence(Body):
     indeterminate: bool = False
-    start_date: date
-    years: int = Field(0, ge=0, le=100)
-    months: int = Field(0, ge=0, le=1200)
-    days: int = Field(0, ge=0, le=36500)
-    pretrial_credit_days: int = Field(0, ge=0, le=36500)
-    remission_days: int = Field(0, ge=0, le=36500)
+    start_date: Day
+    years: Years = 0
+    months: Months = 0
+    days: Days = 0
+    pretrial_credit_days: Days = 0
+    remission_days: Days = 0
 
     @model_validator(mode="after")
     def _term(self) -> Sentence:
@@ -90,7 +152,7 @@ class PendingProceeding(Body):
 class Declaration(Body):
     """The sentenced person's declaration of intent to serve the sentence at home."""
 
-    signed_on: date
+    signed_on: Day
     voluntary: bool
     informed_of_consequences: bool
 
@@ -106,12 +168,12 @@ class TransferRequest(Body):
     reference: Reference
     sentencing_state: StateCode
     administering_state: StateCode
-    received_on: date | None = None
+    received_on: Day | None = None
     person: Person
     judgment: Judgment
     sentence: Sentence
-    financial_obligations: list[FinancialObligation] = []
-    pending_proceedings: list[PendingProceeding] = []
+    financial_obligations: Annotated[list[FinancialObligation], AtMost(50, "financial obligations")] = []
+    pending_proceedings: Annotated[list[PendingProceeding], AtMost(20, "pending proceedings")] = []
     declaration: Declaration | None = None
 
     @model_validator(mode="after")
@@ -155,12 +217,12 @@ class Decision(Body):
 
 
 class HandoverConfirmation(Body):
-    completed_on: date
-    place: Text
+    completed_on: Day
+    place: Name
 
 
 class Withdrawal(Body):
-    withdrawn_on: date
+    withdrawn_on: Day
     reason: Text
 
 

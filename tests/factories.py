@@ -1,4 +1,6 @@
-"""Requests for tests: a complete KZ→UZ transfer that passes every condition, to be varied."""
+"""Requests for tests: a complete KZ→UZ transfer that passes every condition, to be varied.
+References begin with the opening state's code (API.md): ``KZ-`` for a transfer (kz-gpo opens
+it unless ``opening_state`` says otherwise), the requesting state's code for assistance."""
 
 from __future__ import annotations
 
@@ -23,14 +25,16 @@ BASE: dict[str, Any] = {
 }
 
 
-def new_reference(prefix: str = "T") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+def new_reference(state: str = "KZ") -> str:
+    """A fresh reference of a case that ``state`` opens."""
+    return f"{state}-{uuid.uuid4().hex[:12]}"
 
 
-def transfer_body(**changes: Any) -> dict[str, Any]:
-    """The base body with top-level fields replaced; ``None`` removes a field."""
+def transfer_body(*, opening_state: str = "KZ", **changes: Any) -> dict[str, Any]:
+    """The base body with top-level fields replaced; ``None`` removes a field. The reference is
+    one of ``opening_state`` (either party's central authority may open a transfer)."""
     body = copy.deepcopy(BASE)
-    body["reference"] = new_reference()
+    body["reference"] = new_reference(opening_state)
     for key, value in changes.items():
         if value is None:
             body.pop(key, None)
@@ -39,8 +43,8 @@ def transfer_body(**changes: Any) -> dict[str, Any]:
     return body
 
 
-def transfer_request(**changes: Any) -> TransferRequest:
-    return TransferRequest.model_validate(transfer_body(**changes))
+def transfer_request(*, opening_state: str = "KZ", **changes: Any) -> TransferRequest:
+    return TransferRequest.model_validate(transfer_body(opening_state=opening_state, **changes))
 
 
 ASSISTANCE: dict[str, Any] = {
@@ -62,8 +66,10 @@ ASSISTANCE: dict[str, Any] = {
 
 
 def assistance_body(**changes: Any) -> dict[str, Any]:
+    """The base request with top-level fields replaced; ``None`` removes a field. Its reference is
+    one of the requesting state, whose central authority files it."""
     body = copy.deepcopy(ASSISTANCE)
-    body["reference"] = new_reference("A")
+    body["reference"] = new_reference(changes.get("requesting_state") or body["requesting_state"])
     for key, value in changes.items():
         if value is None:
             body.pop(key, None)
