@@ -19,6 +19,16 @@ from domain.transfer import TransferRequest
 from domain.treaties import resolve_treaty as resolve
 
 
+INCOMPUTABLE = "incomputable_case_data"  # retrying cannot mend it: a person must look at the case
+
+
+def permanent(err: Exception, what: str) -> ApplicationError:
+    """A rule that cannot be computed for this case's data (a date out of range, an authority
+    missing from the directory): never retried, the case shows it to a person."""
+    return ApplicationError(f"{what} could not be computed: {type(err).__name__}", type=INCOMPUTABLE,
+                            non_retryable=True)
+
+
 class TreatyQuestion(BaseModel):
     kind: Literal["transfer", "assistance"]
     states: tuple[str, str]
@@ -51,7 +61,10 @@ async def check_eligibility(question: EligibilityQuestion) -> Eligibility:
     if treaty is None:
         raise ApplicationError(f"treaty {question.treaty_id} is not in the registry", type="unknown_treaty",
                                non_retryable=True)
-    return assess_eligibility(question.request, treaty, ref, question.received_on)
+    try:
+        return assess_eligibility(question.request, treaty, ref, question.received_on)
+    except (ArithmeticError, ValueError, LookupError) as err:
+        raise permanent(err, "eligibility") from None
 
 
 class ScopeQuestion(BaseModel):
@@ -68,4 +81,7 @@ async def check_assistance_scope(question: ScopeQuestion) -> list[MeasureView]:
     if treaty is None or treaty.kind != "assistance":
         raise ApplicationError(f"treaty {question.treaty_id} is not an assistance treaty in the registry",
                                type="unknown_treaty", non_retryable=True)
-    return scope(question.request, treaty, ref)
+    try:
+        return scope(question.request, treaty, ref)
+    except (ArithmeticError, ValueError, LookupError) as err:
+        raise permanent(err, "the scope of the request") from None

@@ -14,7 +14,9 @@ from domain.case import CaseEvent, PendingAction
 from domain.dual_criminality import assess_dual_criminality
 from domain.parties import responsible_authority
 from domain.reference import COERCIVE_MEASURES, MeasureKind, Reference, Treaty
-from domain.transfer import Body, OptionalText, Reference as CaseReference, StateCode, Text, Offence
+from domain.transfer import (
+    AtMost, Body, Day, Name, Offences, OptionalText, Reference as CaseReference, StateCode, Text,
+)
 
 MeasureId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{64}$")]
@@ -43,15 +45,15 @@ class AssistanceRequest(Body):
     reference: CaseReference
     requesting_state: StateCode
     requested_state: StateCode
-    received_on: date | None = None
-    issuing_authority: Text
+    received_on: Day | None = None
+    issuing_authority: Name
     purpose: Text
     facts: Text
-    offences: list[Offence] = Field(min_length=1)
-    measures: list[Measure] = Field(min_length=1, max_length=50)
+    offences: Offences
+    measures: Annotated[list[Measure], Field(min_length=1), AtMost(50, "measures")]
     urgent: bool = False
     confidential: bool = False
-    respond_by: date | None = None
+    respond_by: Day | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> AssistanceRequest:
@@ -72,7 +74,7 @@ class Review(Body):
     decision: Literal["accept", "refuse", "request_information", "postpone"]
     grounds: list[str] = []
     questions: OptionalText = ""
-    postpone_until: date | None = None
+    postpone_until: Day | None = None
     dual_criminality: Literal["satisfied", "not_satisfied"] | None = None
     note: OptionalText = ""
 
@@ -106,7 +108,7 @@ class EvidenceItem(Body):
     item_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
     description: Text
     sha256: Sha256
-    collected_on: date
+    collected_on: Day
 
     @field_validator("sha256")
     @classmethod
@@ -116,7 +118,7 @@ class EvidenceItem(Body):
 
 class MeasureResult(Body):
     outcome: Literal["executed", "not_executed"]
-    evidence: list[EvidenceItem] = Field(default=[], max_length=1000)
+    evidence: Annotated[list[EvidenceItem], AtMost(200, "evidence items")] = []
     note: OptionalText = ""
 
     @model_validator(mode="after")
@@ -225,6 +227,8 @@ def scope(request: AssistanceRequest, treaty: Treaty, ref: Reference) -> list[Me
                 view.stage, view.grounds = "not_permitted", ["no_dual_criminality"]
         if m.kind in COERCIVE_MEASURES and view.stage == "pending":
             view.court = authorising_court(ref, request.requested_state)
+        if view.stage == "not_permitted":  # routed to no one: it reveals the request to no one
+            view.assigned_to = None
         out.append(view)
     return out
 

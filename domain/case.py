@@ -50,6 +50,13 @@ class Notice(BaseModel):
     at: datetime | None = None  # when the case issued it (workflow time)
 
 
+class RequestSeal(BaseModel):
+    """What opening a case sends the running case: the digest of the request, never the request
+    again (the workflow got that as its input), so that a repeat adds nothing to its history."""
+
+    request_sha256: str
+
+
 class ArchivedCase(BaseModel):
     kind: Literal["transfer", "assistance"]
     reference: str

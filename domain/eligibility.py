@@ -36,6 +36,15 @@ class Eligibility(BaseModel):
         return any(c.outcome == "needs_review" for c in self.conditions)
 
 
+def unassessed(reason: str) -> Eligibility:
+    """When the rules cannot be computed for a case's data: every condition is for a person to
+    judge (the case goes to legal review, then to the states' decisions), never retried in vain."""
+    return Eligibility(release_date=None, conditions=[
+        EligibilityCondition(condition=c, outcome="needs_review", basis="",
+                             detail=f"not assessed automatically ({reason}); to be judged by the central authorities")
+        for c in GROUND_OF])
+
+
 def release_date_of(request: TransferRequest) -> date | None:
     s = request.sentence
     if s.indeterminate:
