@@ -16,7 +16,7 @@ from benchmarks.baseline import BaselineTransfer, baseline_workflow_id
 from benchmarks.harness import Timings
 from domain.transfer import Decision, HandoverConfirmation, TransferRequest
 from tests.factories import new_reference, transfer_body
-from treatyflow.cases import open_transfer, transfer_handle
+from treatyflow.cases import act, open_transfer, transfer_handle
 from workflows.transfer import TransferWorkflow
 
 POLL = 0.02  # seconds between reads while the handover is being arranged (an activity)
@@ -48,8 +48,9 @@ async def real_direct(client: Client, task_queue: str, timings: Timings) -> str:
     handle = transfer_handle(client, request.reference)
     await timings.timed("record_decision", handle.execute_update(
         TransferWorkflow.record_decision, args=["kz-gpo", Decision(state="KZ", decision="consent")]))
-    view = await timings.timed("record_decision", handle.execute_update(
-        TransferWorkflow.record_decision, args=["uz-gpo", Decision(state="UZ", decision="consent")]))
+    view = await timings.timed("record_decision", act(
+        handle, TransferWorkflow.record_decision, "uz-gpo", Decision(state="UZ", decision="consent"),
+        TransferWorkflow.view))
     expect(view.stage == "awaiting_handover", f"after both consents: {view.stage}")
     for _ in range(MAX_POLLS):
         if view.handover is not None:
@@ -57,9 +58,10 @@ async def real_direct(client: Client, task_queue: str, timings: Timings) -> str:
         await asyncio.sleep(POLL)
         view = await timings.timed("view", handle.query(TransferWorkflow.view))
     expect(view.handover is not None, "the handover was never arranged")
-    view = await timings.timed("confirm_handover", handle.execute_update(
-        TransferWorkflow.confirm_handover,
-        args=["uz-penal", HandoverConfirmation.model_validate({"completed_on": today(), "place": view.handover.place})]))
+    view = await timings.timed("confirm_handover", act(
+        handle, TransferWorkflow.confirm_handover, "uz-penal",
+        HandoverConfirmation.model_validate({"completed_on": today(), "place": view.handover.place}),
+        TransferWorkflow.view))
     expect(view.stage == "transferred", f"after the handover: {view.stage}")
     await timings.timed("result", handle.result())
     return request.reference

@@ -3,14 +3,19 @@ id from the reference, update-with-start for a synchronous intake, updates for a
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
 from temporalio.common import (
     SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from domain.assistance import AssistanceRequest
-from domain.transfer import TransferRequest
+from domain.case import RequestSeal
+from domain.transfer import TransferRequest, request_digest
 from workflows import search_attributes as sa
 from workflows.assistance import AssistanceOpening, AssistanceWorkflow, OpenAssistance, assistance_workflow_id
 from workflows.measure import MeasureWorkflow, measure_workflow_id
@@ -21,10 +26,57 @@ class CaseClosed(Exception):
     """The reference belongs to a case that has closed: read it from the archive."""
 
 
+class ReferenceTaken(Exception):
+    """The reference belongs to a case opened with a different request."""
+
+
+async def existing_opening(handle: WorkflowHandle, query: Any, seal: RequestSeal) -> Any | None:
+    """The case already under this reference, found by query (which adds nothing to its history,
+    so a client may repeat an opening any number of times); None when there is none. While its
+    intake runs, wait for it (the caller bounds the wait)."""
+    while True:
+        try:
+            opening = await handle.query(query)
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise
+        if opening.request_sha256 != seal.request_sha256:
+            raise ReferenceTaken(handle.id.split(":", 1)[1])
+        if opening.intake_done:
+            return opening
+        await asyncio.sleep(0.1)
+
+
+async def open_case(client: Client, workflow_id: str, update: Any, query: Any, view: Any, request: Any,
+                    start: WithStartWorkflowOperation) -> Any:
+    """Find the case (by query) or start it with update-with-start; the update carries only the
+    request's seal. A case that has closed raises CaseClosed (a reference is never reused)."""
+    handle = client.get_workflow_handle(workflow_id)
+    seal = RequestSeal(request_sha256=request_digest(request))
+    found = await existing_opening(handle, query, seal)
+    if found is not None:
+        return found
+    try:
+        opening = await client.execute_update_with_start_workflow(update, seal, start_workflow_operation=start)
+    except WorkflowAlreadyStartedError:
+        raise CaseClosed(request.reference) from None
+    if opening.view is None:  # another opening of the same request started it a moment before
+        opening.view = await handle.query(view)
+    return opening
+
+
+async def act(handle: WorkflowHandle, update: Any, actor: str, body: Any, view: Any) -> Any:
+    """An authority's act on a case (an update whose validator may refuse it), then the case's
+    view by query: the act's answer carries no view, so that it adds only itself to the history."""
+    await handle.execute_update(update, args=[actor, body])
+    return await handle.query(view)
+
+
 async def open_transfer(client: Client, request: TransferRequest, opened_by: str, task_queue: str) -> Opening:
     """Start the case, or find the one already running under that reference, and answer once its
-    intake has run. A running case opened with a different request answers ``conflict``; a closed
-    one raises CaseClosed (a reference is never reused for a second case)."""
+    intake has run. A case opened with a different request raises ReferenceTaken; a closed one
+    CaseClosed (a reference is never reused for a second case)."""
     start = WithStartWorkflowOperation(
         TransferWorkflow.run, OpenTransfer(request=request, opened_by=opened_by),
         id=transfer_workflow_id(request.reference), task_queue=task_queue,
@@ -36,11 +88,8 @@ async def open_transfer(client: Client, request: TransferRequest, opened_by: str
         ]),
         static_summary=f"Transfer {request.reference}: {request.sentencing_state} → {request.administering_state}",
     )
-    try:
-        return await client.execute_update_with_start_workflow(
-            TransferWorkflow.opened, request, start_workflow_operation=start)
-    except WorkflowAlreadyStartedError:
-        raise CaseClosed(request.reference) from None
+    return await open_case(client, transfer_workflow_id(request.reference), TransferWorkflow.opened, TransferWorkflow.opening, TransferWorkflow.view,
+                           request, start)
 
 
 def transfer_handle(client: Client, reference: str) -> WorkflowHandle:
@@ -58,15 +107,13 @@ async def open_assistance(client: Client, request: AssistanceRequest, opened_by:
         search_attributes=TypedSearchAttributes([
             SearchAttributePair(sa.CASE_KIND, "assistance"),
             SearchAttributePair(sa.CASE_STATES, [request.requesting_state, request.requested_state]),
+            SearchAttributePair(sa.CASE_CONFIDENTIAL, request.confidential),
         ]),
         static_summary=f"Assistance {request.reference}: {request.requesting_state} → {request.requested_state}, "
                        f"{len(request.measures)} measures",
     )
-    try:
-        return await client.execute_update_with_start_workflow(
-            AssistanceWorkflow.opened, request, start_workflow_operation=start)
-    except WorkflowAlreadyStartedError:
-        raise CaseClosed(request.reference) from None
+    return await open_case(client, assistance_workflow_id(request.reference), AssistanceWorkflow.opened, AssistanceWorkflow.opening, AssistanceWorkflow.view,
+                           request, start)
 
 
 def assistance_handle(client: Client, reference: str) -> WorkflowHandle:

@@ -17,7 +17,7 @@ from datetime import date, datetime, time, timezone
 
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.exceptions import FailureError
+from temporalio.exceptions import ActivityError, FailureError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -27,14 +27,14 @@ with workflow.unsafe.imports_passed_through():
         ASSISTANCE_TERMINAL, MEASURE_TERMINAL, AssistanceRequest, AssistanceStage, AssistanceView,
         AssistanceWithdrawal, InformationAnswer, MeasureView, Results, Review, refusal_grounds_of, request_outcome,
     )
-    from domain.case import ArchivedCase
+    from domain.case import ArchivedCase, CaseEvent, RequestSeal
     from domain.parties import StateAuthorities
     from domain.reference import Deadlines, Treaty
     from domain.transfer import request_digest
     from workflows.rejection import conflict, invalid, not_permitted
 
 from workflows.case import STEP, CaseWithdrawn, CaseWorkflow
-from workflows.measure import MeasureOrder, MeasureWorkflow, measure_workflow_id
+from workflows.measure import EVIDENCE_BUDGET, MeasureOrder, MeasureWorkflow, measure_workflow_id
 
 SYSTEM_GROUNDS = ("no_treaty", "not_covered_by_treaty")
 
@@ -43,14 +43,33 @@ def assistance_workflow_id(reference: str) -> str:
     return f"assistance:{reference}"
 
 
+class Resumption(BaseModel):
+    """What a request carries into its next run when its history has grown long (continue-as-new,
+    at the top of its review): all it has established and recorded, so that clients see one case."""
+
+    opened_at: datetime
+    treaty: Treaty
+    authorities: list[StateAuthorities]
+    measures: list[MeasureView]
+    events: list[CaseEvent]
+    open_requests: int
+
+
 class OpenAssistance(BaseModel):
     request: AssistanceRequest
     opened_by: str
+    resumed: Resumption | None = None
+    # past this history length (or when the server suggests it) the request continues as new
+    continue_after_events: int = 10_000
 
 
 class AssistanceOpening(BaseModel):
-    view: AssistanceView
+    """As ``workflows.transfer.Opening``, for a request for assistance."""
+
+    view: AssistanceView | None
     created: bool
+    request_sha256: str = ""
+    intake_done: bool = True
 
 
 @workflow.defn(name="Assistance")
@@ -61,6 +80,7 @@ class AssistanceWorkflow(CaseWorkflow):
     def __init__(self, case: OpenAssistance) -> None:
         super().__init__()
         self.request = case.request
+        self.request_sha256 = request_digest(case.request)
         self.reference = case.request.reference
         self.opened_by = case.opened_by
         self.opened_at = workflow.now()
@@ -84,25 +104,27 @@ class AssistanceWorkflow(CaseWorkflow):
         self.measures_end_by_signal = False
         self.assembling = False
         self.open_requests = 0
+        if case.resumed is not None:
+            self.opened_at = case.resumed.opened_at
+            self.received_on = case.request.received_on or self.opened_at.date()
+            self.treaty = case.resumed.treaty
+            self.authorities = {a.state: a for a in case.resumed.authorities}
+            self.measures = {m.id: m for m in case.resumed.measures}
+            self.events = list(case.resumed.events)
+            self.open_requests = case.resumed.open_requests
+            self.intake_done = True
 
     # ---- the procedure ------------------------------------------------------------------
 
     @workflow.run
     async def run(self, case: OpenAssistance) -> AssistanceView:
-        self.record(self.opened_by, "case_opened",
-                    f"{self.request.requesting_state} → {self.request.requested_state}, received {self.received_on}, "
-                    f"{len(self.measures)} measures" + (", urgent" if self.request.urgent else ""))
-        await self.resolve_treaty()
-        if self.treaty is None:
-            for m in self.measures.values():
-                m.stage, m.grounds = "not_permitted", ["no_treaty"]
-            return await self.close("refused", ["no_treaty"])
-        await self.check_scope()
-        if not self.open_measures():
-            return await self.close("refused", refusal_grounds_of(list(self.measures.values())))
+        if case.resumed is None:  # a request resumed after continue-as-new has had its intake
+            refusal = await self.intake()
+            if refusal is not None:
+                return refusal
         try:
             while True:
-                review = await self.await_review()
+                review = await self.await_review(case)
                 if review.decision == "refuse":
                     return await self.close("refused", review.grounds)
                 if review.decision == "request_information":
@@ -126,6 +148,39 @@ class AssistanceWorkflow(CaseWorkflow):
             await self.cancel_measures()
             return await self.close("withdrawn", [])
 
+    async def intake(self) -> AssistanceView | None:
+        """The treaty and each measure's scope; the closed view when the request is refused at once."""
+        self.record(self.opened_by, "case_opened",
+                    f"{self.request.requesting_state} → {self.request.requested_state}, received {self.received_on}, "
+                    f"{len(self.measures)} measures" + (", urgent" if self.request.urgent else ""))
+        await self.resolve_treaty()
+        if self.treaty is None:
+            for m in self.measures.values():
+                m.stage, m.grounds = "not_permitted", ["no_treaty"]
+            return await self.close("refused", ["no_treaty"])
+        if not await self.check_scope():
+            return await self.close("refused", ["not_covered_by_treaty"])
+        if not self.open_measures():
+            return await self.close("refused", refusal_grounds_of(list(self.measures.values())))
+        return None
+
+    async def continue_as_new_if_long(self, case: OpenAssistance) -> None:
+        """A request that went round its review many times (information asked and answered,
+        postponements) continues as a new run before its history nears the engine's limits: the
+        same workflow id, the same view, its trail kept; the new run resumes at the review (once
+        the act that brought it back there has had its answer)."""
+        info = workflow.info()
+        if not (info.is_continue_as_new_suggested() or info.get_current_history_length() > case.continue_after_events):
+            return
+        if not workflow.patched("continue-as-new-at-review"):
+            return
+        await asyncio.gather(*self.notices)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        assert self.treaty is not None
+        workflow.continue_as_new(case.model_copy(update={"resumed": Resumption(
+            opened_at=self.opened_at, treaty=self.treaty, authorities=list(self.authorities.values()),
+            measures=list(self.measures.values()), events=self.events, open_requests=self.open_requests)}))
+
     async def resolve_treaty(self) -> None:
         answer: TreatyAnswer = await workflow.execute_activity(
             "resolve_treaty",
@@ -136,19 +191,28 @@ class AssistanceWorkflow(CaseWorkflow):
         self.authorities = {a.state: a for a in answer.authorities}
         self.record("system", "treaty_resolved", self.treaty.id if self.treaty else "no treaty in force")
 
-    async def check_scope(self) -> None:
+    async def check_scope(self) -> bool:
+        """False when the coverage of the treaty could not be established (a permanent failure)."""
         assert self.treaty is not None
-        checked: list[MeasureView] = await workflow.execute_activity(
-            "check_assistance_scope", ScopeQuestion(request=self.request, treaty_id=self.treaty.id),
-            result_type=list[MeasureView], summary="Check each measure against the treaty", **STEP)
+        try:
+            checked: list[MeasureView] = await workflow.execute_activity(
+                "check_assistance_scope", ScopeQuestion(request=self.request, treaty_id=self.treaty.id),
+                result_type=list[MeasureView], summary="Check each measure against the treaty", **STEP)
+        except ActivityError as err:
+            self.record("system", "scope_not_established", str(getattr(err.cause, "type", None) or "failure"))
+            for m in self.measures.values():
+                m.stage, m.grounds = "not_permitted", ["not_covered_by_treaty"]
+            return False
         self.measures = {m.id: m for m in checked}
         self.record("system", "scope_checked", ", ".join(
             f"{m.id}={m.stage}" + (f" ({', '.join(m.grounds)})" if m.grounds else "")
             + (f" dual criminality {m.dual_criminality}" if m.dual_criminality != "not_applicable" else "")
             for m in checked))
+        return True
 
-    async def await_review(self) -> Review:
+    async def await_review(self, case: OpenAssistance) -> Review:
         self.enter("under_review")
+        await self.continue_as_new_if_long(case)
         self.review = None
         await self.await_acts([(self.requested.central_authority, "review_request")],
                               self.days("review"), lambda: self.review is not None)
@@ -176,7 +240,7 @@ class AssistanceWorkflow(CaseWorkflow):
         for m in self.measures.values():
             if m.stage == "pending" and m.dual_criminality == "needs_review":
                 if review.dual_criminality == "not_satisfied":
-                    m.stage, m.grounds, m.court = "not_permitted", ["no_dual_criminality"], None
+                    m.stage, m.grounds, m.court, m.assigned_to = "not_permitted", ["no_dual_criminality"], None, None
                 m.dual_criminality = "satisfied" if review.dual_criminality == "satisfied" else "failed"
 
     async def execute(self) -> None:
@@ -189,14 +253,16 @@ class AssistanceWorkflow(CaseWorkflow):
         days = self.deadlines.execution
         if self.request.urgent:
             days = max(1, days // 2)
-        for m in self.open_measures():
+        started = self.open_measures()
+        for m in started:
             order = MeasureOrder(
                 reference=self.reference, measure=m, states=self.states,
                 requested_central_authority=self.requested.central_authority,
                 authorisation_days=self.deadlines.authorisation, execution_days=days,
                 execution_due_on=self.request.respond_by,
                 reminder_days=self.deadlines.reminder_before, confidential=self.confidential,
-                request_workflow_id=workflow.info().workflow_id)
+                request_workflow_id=workflow.info().workflow_id,
+                evidence_allowance=EVIDENCE_BUDGET // len(started))
             self.children[m.id] = await workflow.start_child_workflow(
                 MeasureWorkflow.run, order, id=measure_workflow_id(self.reference, m.id),
                 parent_close_policy=ParentClosePolicy.ABANDON if self.measures_end_by_signal
@@ -249,7 +315,7 @@ class AssistanceWorkflow(CaseWorkflow):
                 self.notify(self.authorities[state].central_authority, "case_closed")
         await self.archive_record(ArchivedCase(kind="assistance", reference=self.reference, closed_at=workflow.now(),
                                                view=self.view().model_dump(mode="json"),
-                                               request_sha256=request_digest(self.request)))
+                                               request_sha256=self.request_sha256))
         await asyncio.gather(*self.notices)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.view()
@@ -257,24 +323,35 @@ class AssistanceWorkflow(CaseWorkflow):
     # ---- acts: updates with validators, and the measures' signals ----------------------------
 
     @workflow.update
-    async def opened(self, request: AssistanceRequest) -> AssistanceOpening:
+    async def opened(self, seal: RequestSeal | AssistanceRequest) -> AssistanceOpening:
         self.open_requests += 1
         created = self.open_requests == 1
         await workflow.wait_condition(lambda: self.intake_done)
-        return AssistanceOpening(view=self.view(), created=created)
+        return AssistanceOpening(view=self.view() if created else None, created=created,
+                                 request_sha256=self.request_sha256)
 
     @opened.validator
-    def validate_opened(self, request: AssistanceRequest) -> None:
-        if request != self.request:
-            raise conflict(f"reference {request.reference} is already used by a different request")
+    def validate_opened(self, seal: RequestSeal | AssistanceRequest) -> None:
+        digest = seal.request_sha256 if isinstance(seal, RequestSeal) else request_digest(seal)
+        if digest != self.request_sha256:
+            raise conflict(f"reference {self.reference} is already used by a different request")
+
+    @workflow.query
+    def opening(self) -> AssistanceOpening:
+        return AssistanceOpening(view=self.view() if self.intake_done else None, created=False,
+                                 request_sha256=self.request_sha256, intake_done=self.intake_done)
+
+    # Acts answer once the procedure took them into account, without the view (clients read it by
+    # query, so an act adds only itself to the history); each handler checks again what its
+    # validator checked, since acts accepted together run one after the other.
 
     @workflow.update
-    async def record_review(self, actor: str, review: Review) -> AssistanceView:
+    async def record_review(self, actor: str, review: Review) -> None:
+        self.validate_review(actor, review)
         self.review = review
         self.record(actor, f"review_{review.decision}",
                     ", ".join(review.grounds) or (str(review.postpone_until) if review.postpone_until else ""))
         await workflow.wait_condition(lambda: self.stage != "under_review" or self.review is None)
-        return self.view()
 
     @record_review.validator
     def validate_review(self, actor: str, review: Review) -> None:
@@ -291,30 +368,32 @@ class AssistanceWorkflow(CaseWorkflow):
         needs = [m.id for m in self.measures.values() if m.stage == "pending" and m.dual_criminality == "needs_review"]
         if review.decision == "accept" and needs and review.dual_criminality is None:
             raise invalid("dual_criminality", f"dual_criminality is required: measures {needs} need review")
-        if self.stage != "under_review" or self.review is not None:
-            raise conflict(f"cannot review in stage {self.stage}")
+        if self.stage != "under_review" or self.review is not None or self.withdrawal is not None:
+            raise conflict(f"cannot review in stage {self.stage}" if self.withdrawal is None
+                           else "the request is being withdrawn")
 
     @workflow.update
-    async def record_information(self, actor: str, answer: InformationAnswer) -> AssistanceView:
+    async def record_information(self, actor: str, answer: InformationAnswer) -> None:
+        self.validate_information(actor, answer)
         self.answer = answer
         self.record(actor, "information_answered", "")
         await workflow.wait_condition(lambda: self.stage != "awaiting_information")
-        return self.view()
 
     @record_information.validator
     def validate_information(self, actor: str, answer: InformationAnswer) -> None:
         self.require_intake_done()
         if actor != self.requesting.central_authority:
             raise not_permitted(f"{actor} may not answer for the requesting state")
-        if self.stage != "awaiting_information" or self.answer is not None:
-            raise conflict(f"no information is awaited in stage {self.stage}")
+        if self.stage != "awaiting_information" or self.answer is not None or self.withdrawal is not None:
+            raise conflict(f"no information is awaited in stage {self.stage}" if self.withdrawal is None
+                           else "the request is being withdrawn")
 
     @workflow.update
-    async def withdraw(self, actor: str, withdrawal: AssistanceWithdrawal) -> AssistanceView:
+    async def withdraw(self, actor: str, withdrawal: AssistanceWithdrawal) -> None:
+        self.validate_withdrawal(actor, withdrawal)
         self.withdrawal = withdrawal
         self.record(actor, "withdrawn", "")
         await workflow.wait_condition(lambda: self.stage in ASSISTANCE_TERMINAL)
-        return self.view()
 
     @withdraw.validator
     def validate_withdrawal(self, actor: str, withdrawal: AssistanceWithdrawal) -> None:

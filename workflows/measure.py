@@ -23,6 +23,13 @@ from workflows.case import CaseWithdrawn, CaseWorkflow
 MEASURE_KIND = "assistance_measure"  # CaseKind of a measure: lists show requests, the inbox both
 
 
+EVIDENCE_BUDGET = 1_048_576  # bytes of evidence a request holds in all, shared equally by its measures
+
+
+def evidence_bytes(result: MeasureResult) -> int:
+    return sum(len(e.model_dump_json()) for e in result.evidence)
+
+
 def measure_workflow_id(reference: str, measure_id: str) -> str:
     return f"assistance:{reference}:{measure_id}"
 
@@ -40,6 +47,10 @@ class MeasureOrder(BaseModel):
     reminder_days: int
     confidential: bool
     request_workflow_id: str
+    # this measure's share of the request's evidence budget (bytes of its items' JSON), so that the
+    # request's view, manifest and archived record stay within one payload; None: orders of
+    # requests begun before the budget
+    evidence_allowance: int | None = None
 
 
 @workflow.defn(name="AssistanceMeasure")
@@ -98,11 +109,11 @@ class MeasureWorkflow(CaseWorkflow):
     # ---- acts -------------------------------------------------------------------------------
 
     @workflow.update
-    async def authorise(self, actor: str, authorisation: Authorisation) -> MeasureView:
+    async def authorise(self, actor: str, authorisation: Authorisation) -> None:
+        self.validate_authorisation(actor, authorisation)  # again: acts accepted together run in turn
         self.authorisation = authorisation
         self.record(actor, "authorisation_" + ("granted" if authorisation.granted else "denied"), self.measure.id)
         await workflow.wait_condition(lambda: self.stage != "awaiting_authorisation")
-        return self.view()
 
     @authorise.validator
     def validate_authorisation(self, actor: str, authorisation: Authorisation) -> None:
@@ -110,15 +121,16 @@ class MeasureWorkflow(CaseWorkflow):
             raise conflict(f"measure {self.measure.id} ({self.measure.kind}) needs no authorisation")
         if actor != self.measure.court:
             raise not_permitted(f"{actor} may not authorise measure {self.measure.id}")
-        if self.stage != "awaiting_authorisation" or self.authorisation is not None:
-            raise conflict(f"measure {self.measure.id} is not awaiting authorisation ({self.stage})")
+        if self.stage != "awaiting_authorisation" or self.authorisation is not None or self.cancelled:
+            raise conflict(f"measure {self.measure.id} is not awaiting authorisation "
+                           f"({'cancelled' if self.cancelled else self.stage})")
 
     @workflow.update
-    async def report_result(self, actor: str, result: MeasureResult) -> MeasureView:
+    async def report_result(self, actor: str, result: MeasureResult) -> None:
+        self.validate_result(actor, result)  # again: acts accepted together run in turn
         self.result = result
         self.record(actor, f"result_{result.outcome}", f"{self.measure.id}: {len(result.evidence)} evidence items")
         await workflow.wait_condition(lambda: self.stage != "executing")
-        return self.view()
 
     @report_result.validator
     def validate_result(self, actor: str, result: MeasureResult) -> None:
@@ -128,8 +140,14 @@ class MeasureWorkflow(CaseWorkflow):
         late = [i for i, e in enumerate(result.evidence) if e.collected_on > today]
         if late:
             raise invalid(f"evidence.{late[0]}.collected_on", "collected_on may not lie in the future")
-        if self.stage != "executing" or self.result is not None:
-            raise conflict(f"measure {self.measure.id} is not executing ({self.stage})")
+        allowance = self.order.evidence_allowance
+        if allowance is not None and evidence_bytes(result) > allowance:
+            raise invalid("evidence", f"the evidence of measure {self.measure.id} may take at most {allowance:,} "
+                                      f"bytes (its share of the request's {EVIDENCE_BUDGET:,}); describe the items "
+                                      "more briefly or split them")
+        if self.stage != "executing" or self.result is not None or self.cancelled:
+            raise conflict(f"measure {self.measure.id} is not executing "
+                           f"({'cancelled' if self.cancelled else self.stage})")
 
     @workflow.signal
     def cancel(self) -> None:
@@ -143,7 +161,8 @@ class MeasureWorkflow(CaseWorkflow):
     # ---- CaseWorkflow -----------------------------------------------------------------------
 
     def withdrawn(self) -> bool:
-        return self.cancelled
+        """Cancelled by the request, unless its result came first: a reported result stands."""
+        return self.cancelled and self.result is None
 
     def escalation_recipient(self, authority: str) -> str:
         return self.order.requested_central_authority

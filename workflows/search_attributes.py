@@ -10,5 +10,8 @@ CASE_OUTCOME = SearchAttributeKey.for_keyword("CaseOutcome")
 CASE_STATES = SearchAttributeKey.for_keyword_list("CaseStates")
 AWAITING_AUTHORITIES = SearchAttributeKey.for_keyword_list("AwaitingAuthorities")
 ACTION_DUE_AT = SearchAttributeKey.for_datetime("ActionDueAt")
+# set once when a request is opened: counts for authorities that may not see confidential requests
+CASE_CONFIDENTIAL = SearchAttributeKey.for_bool("CaseConfidential")
 
-ALL = (CASE_KIND, CASE_STAGE, TREATY_ID, CASE_OUTCOME, CASE_STATES, AWAITING_AUTHORITIES, ACTION_DUE_AT)
+ALL = (CASE_KIND, CASE_STAGE, TREATY_ID, CASE_OUTCOME, CASE_STATES, AWAITING_AUTHORITIES, ACTION_DUE_AT,
+       CASE_CONFIDENTIAL)

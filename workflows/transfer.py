@@ -16,12 +16,13 @@ from datetime import date, timedelta
 
 from pydantic import BaseModel
 from temporalio import workflow
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.handover import HandoverPlan
     from activities.intake import EligibilityQuestion, TreatyAnswer, TreatyQuestion
-    from domain.case import ArchivedCase
-    from domain.eligibility import Eligibility
+    from domain.case import ArchivedCase, RequestSeal
+    from domain.eligibility import Eligibility, unassessed
     from domain.parties import StateAuthorities
     from domain.reference import Deadlines, Treaty
     from domain.transfer import (
@@ -47,8 +48,14 @@ class OpenTransfer(BaseModel):
 
 
 class Opening(BaseModel):
-    view: TransferView
+    """The answer to opening a case (the ``opened`` update) and to a client looking before it
+    opens (the ``opening`` query, which adds nothing to the history). ``view`` is None when this
+    update was not the one that created the case: the client reads the view by query."""
+
+    view: TransferView | None
     created: bool
+    request_sha256: str = ""
+    intake_done: bool = True
 
 
 @workflow.defn(name="Transfer")
@@ -59,6 +66,7 @@ class TransferWorkflow(CaseWorkflow):
     def __init__(self, case: OpenTransfer) -> None:
         super().__init__()
         self.request = case.request
+        self.request_sha256 = request_digest(case.request)
         self.reference = case.request.reference
         self.opened_by = case.opened_by
         self.opened_at = workflow.now()
@@ -127,10 +135,15 @@ class TransferWorkflow(CaseWorkflow):
     async def check_eligibility(self) -> None:
         self.enter("checking_eligibility")
         assert self.treaty is not None
-        self.eligibility = await workflow.execute_activity(
-            "check_eligibility",
-            EligibilityQuestion(request=self.request, treaty_id=self.treaty.id, received_on=self.received_on),
-            result_type=Eligibility, summary="Check eligibility (all six conditions)", **STEP)
+        try:
+            self.eligibility = await workflow.execute_activity(
+                "check_eligibility",
+                EligibilityQuestion(request=self.request, treaty_id=self.treaty.id, received_on=self.received_on),
+                result_type=Eligibility, summary="Check eligibility (all six conditions)", **STEP)
+        except ActivityError as err:  # a permanent failure (retries are unbounded): people judge
+            cause = getattr(err.cause, "type", None) or type(err.cause).__name__
+            self.record("system", "eligibility_not_assessed", str(cause))
+            self.eligibility = unassessed(str(cause))
         outcomes = ", ".join(f"{c.condition}={c.outcome}" for c in self.eligibility.conditions)
         self.record("system", "eligibility_checked", outcomes)
         if self.withdrawal is not None:
@@ -190,29 +203,43 @@ class TransferWorkflow(CaseWorkflow):
         view = self.view()
         await self.archive_record(ArchivedCase(kind="transfer", reference=self.request.reference,
                                                closed_at=workflow.now(), view=view.model_dump(mode="json"),
-                                               request_sha256=request_digest(self.request)))
+                                               request_sha256=self.request_sha256))
 
     # ---- acts of the authorities: updates with validators ---------------------------------
 
     @workflow.update
-    async def opened(self, request: TransferRequest) -> Opening:
+    async def opened(self, seal: RequestSeal | TransferRequest) -> Opening:
         """Answers once intake has run: a waiting stage or ``refused``, never a transient one.
-        The first call is the one that opened the case; a repeat finds it."""
+        The first call is the one that opened the case. Clients send the request's seal; cases
+        opened before that change received the request itself."""
         self.open_requests += 1
         created = self.open_requests == 1
         await workflow.wait_condition(lambda: self.intake_done)
-        return Opening(view=self.view(), created=created)
+        return Opening(view=self.view() if created else None, created=created, request_sha256=self.request_sha256)
 
     @opened.validator
-    def validate_opened(self, request: TransferRequest) -> None:
-        if request != self.request:
-            raise conflict(f"reference {request.reference} is already used by a different request")
+    def validate_opened(self, seal: RequestSeal | TransferRequest) -> None:
+        digest = seal.request_sha256 if isinstance(seal, RequestSeal) else request_digest(seal)
+        if digest != self.request_sha256:
+            raise conflict(f"reference {self.reference} is already used by a different request")
+
+    @workflow.query
+    def opening(self) -> Opening:
+        """For a client about to open the case again: the seal to compare, and the view."""
+        return Opening(view=self.view() if self.intake_done else None, created=False,
+                       request_sha256=self.request_sha256, intake_done=self.intake_done)
+
+    # Each act answers once the procedure has taken it into account; the client reads the view by
+    # query, so that an act adds only itself to the history. Each handler checks again what its
+    # validator checked: acts accepted together run one after the other, and the first may have
+    # changed the case (of two conflicting acts, the second is a conflict).
 
     @workflow.update
-    async def record_declaration(self, actor: str, declaration: Declaration) -> TransferView:
+    async def record_declaration(self, actor: str, declaration: Declaration) -> None:
+        self.validate_declaration(actor, declaration)
         self.declaration = declaration
         self.record(actor, "declaration_recorded", f"signed on {declaration.signed_on}")
-        return await self.moved_on_from("awaiting_declaration")
+        await self.moved_on_from("awaiting_declaration")
 
     @record_declaration.validator
     def validate_declaration(self, actor: str, declaration: Declaration) -> None:
@@ -223,7 +250,8 @@ class TransferWorkflow(CaseWorkflow):
         self.require_stage("awaiting_declaration", "record a declaration")
 
     @workflow.update
-    async def record_legal_review(self, actor: str, review: LegalReview) -> TransferView:
+    async def record_legal_review(self, actor: str, review: LegalReview) -> None:
+        self.validate_legal_review(actor, review)
         assert self.eligibility is not None
         self.legal_review = review
         outcome = "satisfied" if review.dual_criminality == "satisfied" else "failed"
@@ -233,7 +261,7 @@ class TransferWorkflow(CaseWorkflow):
                 detail=f"{c.detail} — legal review by {actor}: {review.dual_criminality}")
             for c in self.eligibility.conditions]
         self.record(actor, "legal_review_recorded", f"dual criminality {review.dual_criminality}")
-        return await self.moved_on_from("awaiting_legal_review")
+        await self.moved_on_from("awaiting_legal_review")
 
     @record_legal_review.validator
     def validate_legal_review(self, actor: str, review: LegalReview) -> None:
@@ -242,7 +270,8 @@ class TransferWorkflow(CaseWorkflow):
         self.require_stage("awaiting_legal_review", "record a legal review")
 
     @workflow.update
-    async def record_decision(self, actor: str, decision: Decision) -> TransferView:
+    async def record_decision(self, actor: str, decision: Decision) -> None:
+        self.validate_decision(actor, decision)
         self.decisions[decision.state] = RecordedDecision(
             state=decision.state, decision=decision.decision, grounds=decision.grounds, note=decision.note,
             authority=actor, at=workflow.now())
@@ -253,8 +282,7 @@ class TransferWorkflow(CaseWorkflow):
         other = next(s for s in self.states if s != decision.state)
         self.notify(self.authorities[other].central_authority, "decision_recorded")
         if len(self.decisions) == 2 or decision.decision == "refuse":
-            return await self.moved_on_from("awaiting_consents")
-        return self.view()
+            await self.moved_on_from("awaiting_consents")
 
     @record_decision.validator
     def validate_decision(self, actor: str, decision: Decision) -> None:
@@ -272,12 +300,13 @@ class TransferWorkflow(CaseWorkflow):
             raise conflict(f"a decision for {decision.state} is already recorded")
 
     @workflow.update
-    async def confirm_handover(self, actor: str, confirmation: HandoverConfirmation) -> TransferView:
+    async def confirm_handover(self, actor: str, confirmation: HandoverConfirmation) -> None:
+        self.validate_handover(actor, confirmation)
         assert self.handover is not None
         self.handover = Handover(place=confirmation.place, due_on=self.handover.due_on,
                                  completed_on=confirmation.completed_on)
         self.record(actor, "handover_confirmed", f"completed on {confirmation.completed_on}")
-        return await self.moved_on_from("awaiting_handover")
+        await self.moved_on_from("awaiting_handover")
 
     @confirm_handover.validator
     def validate_handover(self, actor: str, confirmation: HandoverConfirmation) -> None:
@@ -288,15 +317,17 @@ class TransferWorkflow(CaseWorkflow):
         self.require_stage("awaiting_handover", "confirm the handover")
         if self.handover is None:
             raise conflict("the handover is still being arranged; try again shortly")
+        if self.handover.completed_on is not None:
+            raise conflict("the handover is already confirmed")
         if confirmation.completed_on < self.stage_entered_on:
             raise invalid("completed_on", "completed_on lies before both states consented")
 
     @workflow.update
-    async def withdraw(self, actor: str, withdrawal: Withdrawal) -> TransferView:
+    async def withdraw(self, actor: str, withdrawal: Withdrawal) -> None:
+        self.validate_withdrawal(actor, withdrawal)
         self.withdrawal = withdrawal
         self.record(actor, "withdrawn", f"on {withdrawal.withdrawn_on}")
         await workflow.wait_condition(lambda: self.stage in TERMINAL_STAGES)
-        return self.view()
 
     @withdraw.validator
     def validate_withdrawal(self, actor: str, withdrawal: Withdrawal) -> None:
@@ -306,12 +337,14 @@ class TransferWorkflow(CaseWorkflow):
         self.require_not_future("withdrawn_on", withdrawal.withdrawn_on)
         if self.stage in TERMINAL_STAGES or self.withdrawal is not None:
             raise conflict(f"the case is closed ({self.stage})")
+        if self.closing():
+            raise conflict("the case is closing: " + ("the handover is confirmed" if self.refusal() is None
+                                                     else "a state has refused the transfer"))
 
-    async def moved_on_from(self, stage: TransferStage) -> TransferView:
-        """The view once the procedure has taken the act into account: the next waiting or
-        terminal stage, never the transient eligibility check."""
+    async def moved_on_from(self, stage: TransferStage) -> None:
+        """Until the procedure has taken the act into account: the next waiting or terminal
+        stage, never the transient eligibility check."""
         await workflow.wait_condition(lambda: self.stage not in (stage, "checking_eligibility"))
-        return self.view()
 
     @workflow.query
     def view(self) -> TransferView:
@@ -337,6 +370,8 @@ class TransferWorkflow(CaseWorkflow):
             raise conflict("the case is still being opened; try again shortly")
 
     def require_stage(self, stage: TransferStage, what: str) -> None:
+        if self.withdrawal is not None:
+            raise conflict(f"cannot {what}: the case is being withdrawn")
         if self.stage != stage:
             raise conflict(f"cannot {what} in stage {self.stage}")
 
@@ -378,6 +413,10 @@ class TransferWorkflow(CaseWorkflow):
     @property
     def reminder_days(self) -> int:  # type: ignore[override]
         return self.deadlines.reminder_before if self.treaty else 7
+
+    def closing(self) -> bool:
+        """An act has settled how the case ends, and the procedure is about to close it."""
+        return self.refusal() is not None or (self.handover is not None and self.handover.completed_on is not None)
 
     def refusal(self) -> RecordedDecision | None:
         return next((d for d in self.decisions.values() if d.decision == "refuse"), None)

@@ -14,7 +14,7 @@ from domain.assistance import AssistanceWithdrawal, Authorisation, MeasureResult
 from domain.transfer import Decision, HandoverConfirmation, Withdrawal
 from tests.factories import assistance_request, transfer_request
 from tests.faults.support import until
-from treatyflow.cases import assistance_handle, measure_handle, open_assistance, open_transfer, transfer_handle
+from treatyflow.cases import act, assistance_handle, measure_handle, open_assistance, open_transfer, transfer_handle
 from workflows.assistance import AssistanceWorkflow
 from workflows.measure import MeasureWorkflow
 from workflows.transfer import TransferWorkflow
@@ -46,8 +46,8 @@ def reference_of(handle: WorkflowHandle) -> str:
 
 async def decide(handle: WorkflowHandle, state: str, decision: str = "consent") -> Any:
     actor = {"KZ": "kz-gpo", "UZ": "uz-gpo"}[state]
-    return await handle.execute_update(TransferWorkflow.record_decision,
-                                       args=[actor, Decision(state=state, decision=decision)])
+    return await act(handle, TransferWorkflow.record_decision, actor, Decision(state=state, decision=decision),
+                     TransferWorkflow.view)
 
 
 async def handover_arranged(handle: WorkflowHandle, seconds: float = 45.0) -> Any:
@@ -59,23 +59,23 @@ async def handover_arranged(handle: WorkflowHandle, seconds: float = 45.0) -> An
 
 async def confirm_handover(handle: WorkflowHandle) -> Any:
     view = await handle.query(TransferWorkflow.view)
-    return await handle.execute_update(TransferWorkflow.confirm_handover, args=[
-        "uz-penal", HandoverConfirmation(completed_on=today(), place=view.handover.place)])
+    return await act(handle, TransferWorkflow.confirm_handover, "uz-penal",
+                     HandoverConfirmation(completed_on=today(), place=view.handover.place), TransferWorkflow.view)
 
 
 async def withdraw_transfer(handle: WorkflowHandle) -> Any:
-    return await handle.execute_update(TransferWorkflow.withdraw, args=[
-        "kz-gpo", Withdrawal(withdrawn_on=today(), reason="test over")])
+    return await act(handle, TransferWorkflow.withdraw, "kz-gpo", Withdrawal(withdrawn_on=today(), reason="test over"),
+                     TransferWorkflow.view)
 
 
 async def withdraw_assistance(handle: WorkflowHandle) -> Any:
-    return await handle.execute_update(AssistanceWorkflow.withdraw, args=[
-        "fr-moj", AssistanceWithdrawal(reason="test over")])
+    return await act(handle, AssistanceWorkflow.withdraw, "fr-moj", AssistanceWithdrawal(reason="test over"),
+                     AssistanceWorkflow.view)
 
 
 async def accept(handle: WorkflowHandle) -> Any:
-    view = await handle.execute_update(AssistanceWorkflow.record_review,
-                                       args=["kz-gpo", Review(decision="accept", note="in order")])
+    view = await act(handle, AssistanceWorkflow.record_review, "kz-gpo", Review(decision="accept", note="in order"),
+                     AssistanceWorkflow.view)
     assert view.stage == "executing"
     return view
 

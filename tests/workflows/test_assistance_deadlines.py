@@ -16,7 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 from domain.assistance import AssistanceView, Authorisation, Review
 from domain.case import Notice
 from tests.factories import assistance_request
-from treatyflow.cases import measure_handle
+from treatyflow.cases import act, measure_handle
 from treatyflow.config import Settings
 from worker import create_worker
 from workflows.assistance import AssistanceWorkflow, OpenAssistance, assistance_workflow_id
@@ -45,7 +45,7 @@ async def view_of(handle: WorkflowHandle) -> AssistanceView:
 
 
 async def review(handle: WorkflowHandle, body: Review) -> AssistanceView:
-    return await handle.execute_update(AssistanceWorkflow.record_review, args=["kz-gpo", body])
+    return await act(handle, AssistanceWorkflow.record_review, "kz-gpo", body, AssistanceWorkflow.view)
 
 
 def notices(view: AssistanceView, event: str) -> list:

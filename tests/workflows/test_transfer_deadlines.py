@@ -12,6 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from domain.transfer import Decision, HandoverConfirmation, TransferView
 from tests.factories import transfer_request
+from treatyflow.cases import act
 from treatyflow.config import Settings
 from worker import create_worker
 from workflows.transfer import OpenTransfer, TransferWorkflow, transfer_workflow_id
@@ -86,8 +87,8 @@ async def test_consent_overdue_escalates_to_each_central_authority_and_the_case_
         assert sorted(n.detail for n in notices(view, "escalation")) == ["to kz-gpo", "to uz-gpo"]
 
         await handle.execute_update(TransferWorkflow.record_decision, args=["uz-gpo", Decision(state="UZ", decision="consent")])
-        view = await handle.execute_update(TransferWorkflow.record_decision,
-                                           args=["kz-gpo", Decision(state="KZ", decision="consent")])
+        view = await act(handle, TransferWorkflow.record_decision, "kz-gpo", Decision(state="KZ", decision="consent"),
+                         TransferWorkflow.view)
         assert view.stage == "awaiting_handover" and not view.overdue
 
 

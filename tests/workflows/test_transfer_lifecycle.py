@@ -19,7 +19,8 @@ from domain.transfer import (
 )
 from activities.archive import FileArchive
 from tests.factories import BASE, transfer_request
-from treatyflow.cases import CaseClosed, open_transfer, transfer_handle
+from tests.workflows import assert_conflict
+from treatyflow.cases import ReferenceTaken, act as act_on, open_transfer, transfer_handle
 from treatyflow.config import Settings
 from workflows import search_attributes as sa
 from workflows.transfer import TransferWorkflow
@@ -58,7 +59,7 @@ async def open_case(client: Client, settings: Settings, **changes: Any) -> tuple
 
 
 async def act(handle: WorkflowHandle, update, actor: str, body) -> TransferView:
-    return await handle.execute_update(update, args=[actor, body])
+    return await act_on(handle, update, actor, body, TransferWorkflow.view)
 
 
 async def rejection(handle: WorkflowHandle, update, actor: str, body) -> ApplicationError:
@@ -367,8 +368,7 @@ async def test_the_prison_service_withdraws_while_consents_are_awaited(dev_clien
     assert "withdrawn" in acts_by(view)["kz-penal"]
 
     # the case is closed: a second withdrawal is a conflict (sent while the run finishes closing)
-    error = await rejection(handle, TransferWorkflow.withdraw, "kz-penal", withdrawal())
-    assert error.type == "conflict"
+    await assert_conflict(handle, TransferWorkflow.withdraw, "kz-penal", withdrawal())
 
     result = await handle.result()
     assert (result.stage, result.outcome) == ("withdrawn", "withdrawn")
@@ -398,8 +398,7 @@ async def test_a_state_refusal_closes_the_case_with_its_grounds(dev_client, dev_
     assert set(outcomes(view).values()) == {"satisfied"}  # eligibility was fine: the state refused
     assert view.pending_actions == []
 
-    error = await rejection(handle, TransferWorkflow.record_decision, "kz-gpo", consent("KZ"))
-    assert error.type == "conflict"
+    await assert_conflict(handle, TransferWorkflow.record_decision, "kz-gpo", consent("KZ"))
 
     result = await handle.result()
     assert (result.outcome, result.grounds) == ("refused", ["outstanding_financial_obligations"])
@@ -475,9 +474,8 @@ async def test_the_same_reference_with_a_different_request_is_a_conflict(dev_cli
     request = transfer_request()
     await open_transfer(dev_client, request, "kz-gpo", dev_settings.task_queue)
     different = request.model_copy(update={"received_on": date(2026, 11, 19)})
-    with pytest.raises(WorkflowUpdateFailedError) as err:
+    with pytest.raises(ReferenceTaken):
         await open_transfer(dev_client, different, "kz-gpo", dev_settings.task_queue)
-    assert err.value.cause.type == "conflict"
 
 
 async def test_a_closed_case_is_never_opened_again(dev_client, dev_settings):
@@ -485,8 +483,11 @@ async def test_a_closed_case_is_never_opened_again(dev_client, dev_settings):
     first = await open_transfer(dev_client, request, "kz-gpo", dev_settings.task_queue)
     assert first.view.stage == "refused"
     await transfer_handle(dev_client, request.reference).result()
-    with pytest.raises(CaseClosed):
-        await open_transfer(dev_client, request, "kz-gpo", dev_settings.task_queue)
+    again = await open_transfer(dev_client, request, "kz-gpo", dev_settings.task_queue)
+    assert (again.created, again.view.stage, again.view.opened_at) == (False, "refused", first.view.opened_at)
+    with pytest.raises(ReferenceTaken):
+        await open_transfer(dev_client, request.model_copy(update={"received_on": date(2026, 11, 19)}), "kz-gpo",
+                            dev_settings.task_queue)
     archived = await FileArchive(dev_settings.archive_dir, dev_client.data_converter.payload_codec).read(
         "transfer", request.reference)
     assert archived is not None

@@ -19,7 +19,7 @@ from activities.notify import Notifier, Webhook, Webhooks
 from domain.transfer import Decision, TransferView, Withdrawal
 from tests.webhook_receiver import Delivery, Receiver, signed_with
 from tests.factories import transfer_request
-from treatyflow.cases import open_transfer, transfer_handle
+from treatyflow.cases import act, open_transfer, transfer_handle
 from treatyflow.config import Settings
 from worker import create_worker
 from workflows.transfer import TransferWorkflow
@@ -80,8 +80,8 @@ async def test_notices_reach_the_authorities_webhooks_retried_while_the_case_car
             assert receiver.delivered() == []
 
             # the case does not wait for its notices: a decision is accepted while they are failing
-            decided = await handle.execute_update(TransferWorkflow.record_decision,
-                                                  args=["kz-gpo", Decision(state="KZ", decision="consent")])
+            decided = await act(handle, TransferWorkflow.record_decision, "kz-gpo",
+                                Decision(state="KZ", decision="consent"), TransferWorkflow.view)
             assert [d.state for d in decided.decisions] == ["KZ"]
             assert sent(receiver.delivered(), "action_requested") == []
 
@@ -142,8 +142,8 @@ async def test_a_rejected_notice_is_recorded_as_failed_and_the_case_goes_on(dev_
         async with create_worker(dev_env.client, s, activity_overrides=[hooks.notify]):
             await open_transfer(dev_env.client, request, "kz-gpo", s.task_queue)
             handle = transfer_handle(dev_env.client, request.reference)
-            decided = await handle.execute_update(TransferWorkflow.record_decision,
-                                                  args=["uz-gpo", Decision(state="UZ", decision="consent")])
+            decided = await act(handle, TransferWorkflow.record_decision, "uz-gpo",
+                                Decision(state="UZ", decision="consent"), TransferWorkflow.view)
             assert [d.state for d in decided.decisions] == ["UZ"]
             closed = await withdraw(handle)
         await hooks.aclose()

@@ -1,0 +1,142 @@
+"""A case never ended by the engine: a step that retrying cannot mend ends its retries at once and
+the case waits where a person can act; a history that grows long continues as new."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import pytest
+from temporalio import activity
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.testing import ActivityEnvironment
+
+from activities.intake import INCOMPUTABLE, EligibilityQuestion, check_eligibility
+from domain.assistance import AssistanceRequest, AssistanceWithdrawal, InformationAnswer, Review
+from domain.case import RequestSeal
+from domain.transfer import Decision, HandoverConfirmation, LegalReview, TransferRequest, Withdrawal, request_digest
+from tests.factories import assistance_body, transfer_body
+from treatyflow.cases import act, open_transfer, transfer_handle
+from treatyflow.config import Settings
+from worker import create_worker
+from workflows.assistance import AssistanceWorkflow, OpenAssistance, assistance_workflow_id
+from workflows.transfer import TransferWorkflow
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+async def test_an_eligibility_that_cannot_be_computed_is_not_retried():
+    """The attack's sentence (start 0001-01-01, large credits) — no longer accepted by the API —
+    given to the activity directly: a typed, non-retryable failure, not an endless retry."""
+    request = TransferRequest.model_validate(transfer_body())
+    request = request.model_copy(update={"sentence": request.sentence.model_copy(  # unvalidated, as before
+        update={"start_date": date(1, 1, 1), "pretrial_credit_days": 36_600})})
+    with pytest.raises(Exception) as failure:
+        await ActivityEnvironment().run(check_eligibility, EligibilityQuestion(
+            request=request, treaty_id="kz-uz-transfer-2021", received_on=date(2026, 11, 20)))
+    assert getattr(failure.value, "type", None) == INCOMPUTABLE and failure.value.non_retryable
+
+
+@activity.defn(name="check_eligibility")
+async def failing_eligibility(question: EligibilityQuestion):
+    from activities.intake import permanent
+
+    raise permanent(OverflowError("date value out of range"), "eligibility")
+
+
+async def test_a_case_whose_eligibility_fails_for_good_waits_for_legal_review(dev_client, tmp_path: Path):
+    s = Settings(task_queue=f"permanent-{uuid.uuid4().hex[:8]}", archive_dir=tmp_path / "archive")
+    async with create_worker(dev_client, s, activity_overrides=[failing_eligibility]):
+        request = TransferRequest.model_validate(transfer_body())
+        opening = await open_transfer(dev_client, request, "kz-gpo", s.task_queue)
+        view = opening.view
+        assert view.stage == "awaiting_legal_review", view.stage
+        assert {c.outcome for c in view.eligibility} == {"needs_review"}
+        assert [(p.authority, p.action) for p in view.pending_actions] == [("uz-gpo", "legal_review")]
+        assert any(e.action == "eligibility_not_assessed" and e.detail == INCOMPUTABLE for e in view.events)
+        handle = transfer_handle(dev_client, request.reference)
+        view = await act(handle, TransferWorkflow.record_legal_review, "uz-gpo",
+                         LegalReview(dual_criminality="satisfied"), TransferWorkflow.view)
+        assert view.stage == "awaiting_consents"
+        closed = await act(handle, TransferWorkflow.withdraw, "kz-gpo",
+                           Withdrawal(withdrawn_on=datetime.now(timezone.utc).date(), reason="test over"),
+                           TransferWorkflow.view)
+        assert closed.outcome == "withdrawn"
+
+
+
+async def test_a_request_whose_history_grows_long_continues_as_new_and_stays_one_case(dev_client, dev_settings):
+    """Rounds of information asked and answered make the history long; past the threshold (small
+    here, 10,000 events in production) the request continues as a new run at its review, with
+    the same view, trail and pending actions, and goes on to its end."""
+    request = AssistanceRequest.model_validate(assistance_body(received_on=datetime.now(timezone.utc).date().isoformat()))
+    handle = await dev_client.start_workflow(
+        AssistanceWorkflow.run, OpenAssistance(request=request, opened_by="fr-moj", continue_after_events=60),
+        id=assistance_workflow_id(request.reference), task_queue=dev_settings.task_queue)
+    first_run = handle.result_run_id
+    seal = RequestSeal(request_sha256=request_digest(request))
+    opening = await handle.execute_update(AssistanceWorkflow.opened, seal)
+    assert opening.created and opening.view.stage == "under_review"
+    current = dev_client.get_workflow_handle(handle.id)  # whichever run is current
+    trail = len(opening.view.events)
+    for round_ in range(6):
+        view = await act(current, AssistanceWorkflow.record_review, "kz-gpo",
+                         Review(decision="request_information", questions=f"question {round_}"), AssistanceWorkflow.view)
+        assert view.stage == "awaiting_information" and view.questions == f"question {round_}"
+        view = await act(current, AssistanceWorkflow.record_information, "fr-moj",
+                         InformationAnswer(answers=f"answer {round_}"), AssistanceWorkflow.view)
+        assert view.stage == "under_review"
+        assert len(view.events) > trail  # the trail only grows, across runs
+        trail = len(view.events)
+    assert (await current.describe()).run_id != first_run, "the request never continued as new"
+    assert (view.opened_at, view.events[0].action) == (opening.view.opened_at, "case_opened")
+    assert [e.action for e in view.events].count("information_answered") == 6
+    assert [(p.authority, p.action) for p in view.pending_actions] == [("kz-gpo", "review_request")]
+    assert [m.stage for m in view.measures] == [m.stage for m in opening.view.measures]
+    # a repeated opening finds the one case, and the case goes on to its end
+    again = await current.query(AssistanceWorkflow.opening)
+    assert (again.request_sha256, again.intake_done) == (seal.request_sha256, True)
+    view = await act(current, AssistanceWorkflow.withdraw, "fr-moj", AssistanceWithdrawal(reason="test over"),
+                     AssistanceWorkflow.view)
+    assert view.outcome == "withdrawn" and view.events[0].action == "case_opened"
+
+
+@pytest.mark.parametrize("first", ["handover", "withdrawal"])
+async def test_a_handover_and_a_withdrawal_in_one_task_exactly_one_takes_effect(dev_client, tmp_path, first):
+    """Both acts reach the case while no worker runs, so it takes them in one workflow task: the
+    first is recorded, the second is a conflict — never a withdrawn case with a completed handover."""
+    s = Settings(task_queue=f"race-{uuid.uuid4().hex[:8]}", archive_dir=tmp_path / "archive")
+    async with create_worker(dev_client, s):
+        request = TransferRequest.model_validate(transfer_body())
+        await open_transfer(dev_client, request, "kz-gpo", s.task_queue)
+        handle = transfer_handle(dev_client, request.reference)
+        for actor, state in (("kz-gpo", "KZ"), ("uz-gpo", "UZ")):
+            await act(handle, TransferWorkflow.record_decision, actor, Decision(state=state, decision="consent"),
+                      TransferWorkflow.view)
+        for _ in range(100):
+            view = await handle.query(TransferWorkflow.view)
+            if view.handover is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert view.handover is not None
+    today = datetime.now(timezone.utc).date()
+    acts = {"handover": (TransferWorkflow.confirm_handover, "uz-penal",
+                         HandoverConfirmation(completed_on=today, place=view.handover.place)),
+            "withdrawal": (TransferWorkflow.withdraw, "kz-gpo", Withdrawal(withdrawn_on=today, reason="changed mind"))}
+    order = [first, *(a for a in acts if a != first)]
+    sent = []
+    for name in order:
+        update, actor, body = acts[name]
+        sent.append(asyncio.create_task(handle.execute_update(update, args=[actor, body])))
+        await asyncio.sleep(0.2)  # in this order
+    async with create_worker(dev_client, s):
+        answers = await asyncio.gather(*sent, return_exceptions=True)
+        result = await handle.result()
+    assert answers[0] is None, answers
+    assert isinstance(answers[1], WorkflowUpdateFailedError) and answers[1].cause.type == "conflict", answers
+    if first == "handover":
+        assert result.outcome == "transferred" and result.handover.completed_on == today
+    else:
+        assert result.outcome == "withdrawn" and result.handover.completed_on is None
