@@ -21,9 +21,9 @@ from domain.assistance import (
     AssistanceRequest, AssistanceStage, AssistanceView, AssistanceWithdrawal, Authorisation, InformationAnswer,
     MeasureResult, MeasureView, Review, authorising_court,
 )
-from domain.intake import assistance_problems
+from domain.intake import assistance_problems, reference_problems
 from domain.reference import Authority
-from treatyflow.cases import assistance_handle, measure_handle, open_assistance
+from treatyflow.cases import act as act_on, assistance_handle, measure_handle, open_assistance
 from workflows.assistance import AssistanceWorkflow
 from workflows.measure import MeasureWorkflow
 
@@ -49,7 +49,8 @@ async def file_request(request: Request, response: Response, who: Caller) -> Any
     today = utc_today()
     body = body.model_copy(update={"received_on": body.received_on or today})
     return await open_or_find(request, response, who, "assistance", body,
-                              assistance_problems(body, today, request.app.state.reference), open_assistance,
+                              reference_problems(body.reference, who.state)
+                              + assistance_problems(body, today, request.app.state.reference), open_assistance,
                               AssistanceView)
 
 
@@ -72,11 +73,11 @@ async def read_request(request: Request, reference: str, who: Caller) -> Assista
 
 
 async def act(request: Request, who: Authority, reference: str, found: Found, handle: WorkflowHandle,
-              update: Any, body: Any) -> Any:
+              update: Any, body: Any, view: Any) -> Any:
     if not found.live:
         raise conflict(f"the request is closed ({found.view.stage})")
     try:
-        return await within(request.app.state.settings.api_timeout, handle.execute_update(update, args=[who.id, body]))
+        return await within(request.app.state.settings.api_timeout, act_on(handle, update, who.id, body, view))
     except WorkflowUpdateFailedError as err:
         raise act_refused(err) from None
     except RPCError as err:
@@ -91,7 +92,7 @@ async def request_act(request: Request, who: Authority, reference: str, update: 
     if not allowed(found.view):
         raise deny(request, who, f"{who.id} may not {what} in this request", reference)
     body = await parse(request, model)
-    return await act(request, who, reference, found, found.handle, update, body)
+    return await act(request, who, reference, found, found.handle, update, body, AssistanceWorkflow.view)
 
 
 @router.post("/{reference}/review", response_model=AssistanceView)
@@ -124,7 +125,8 @@ async def measure_act(request: Request, who: Authority, reference: str, measure_
     if measure.stage in ("not_permitted", "pending", "cancelled"):
         raise conflict(f"measure {measure_id} is {measure.stage}")
     changed: MeasureView = await act(request, who, reference, found,
-                                     measure_handle(request.app.state.client, reference, measure_id), update, body)
+                                     measure_handle(request.app.state.client, reference, measure_id), update, body,
+                                     MeasureWorkflow.view)
     return with_measure(found.view if not found.live else
                         await within(request.app.state.settings.api_timeout, found.handle.query(AssistanceWorkflow.view)),
                         changed)

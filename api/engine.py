@@ -41,6 +41,8 @@ def act_refused(err: WorkflowUpdateFailedError) -> ApiError:
             return invalid([(field, cause.message)])
         if cause.type == rejection.CONFLICT:
             return conflict(cause.message)
+        if cause.type == "AcceptedUpdateCompletedWorkflow":  # the case closed before the act took effect
+            return conflict("the case closed before the act could take effect")
     return unavailable("the case could not take the act; try again")
 
 

@@ -21,7 +21,7 @@ from api.engine import act_refused, within
 from api.errors import conflict, invalid
 from domain.reference import Authority
 from domain.transfer import request_digest
-from treatyflow.cases import CaseClosed
+from treatyflow.cases import CaseClosed, ReferenceTaken
 
 REFERENCE = re.compile(r"^[A-Za-z0-9._-]{3,64}$")  # as domain.transfer.Reference
 
@@ -33,6 +33,13 @@ class Found:
     live: bool
 
 
+def role_has_no_part(who: Authority, kind: str) -> str:
+    plural = {"central_authority": "central authorities", "prison_service": "prison services", "court": "courts",
+              "executing_authority": "executing authorities"}
+    roles = ", ".join(plural[r] for r in sorted(ROLES_IN[kind]))
+    return f"{who.id} is a {who.role.replace('_', ' ')}: only {roles} take part in {kind} cases"
+
+
 def states_of(view: Any) -> tuple[str, str]:
     if view.kind == "transfer":
         return view.sentencing_state, view.administering_state
@@ -40,15 +47,18 @@ def states_of(view: Any) -> tuple[str, str]:
 
 
 def may_see_confidential(who: Authority, view: Any) -> bool:
-    """A confidential request: the two central authorities, the authorities its measures are
-    routed to and the court that authorises its coercive measures."""
-    involved = {m.assigned_to for m in view.measures} | {m.court for m in view.measures}
+    """A confidential request: the two central authorities, the authorities its permitted measures
+    are routed to and the court that authorises its coercive measures. A measure that is
+    ``not_permitted`` is routed to no one: it reveals the request to nobody."""
+    involved = {a for m in view.measures if m.stage != "not_permitted" for a in (m.assigned_to, m.court)}
     return who.role == "central_authority" or who.id in involved
 
 
 async def find_case(request: Request, who: Authority, kind: str, reference: str, handle: WorkflowHandle,
                     view_type: type[BaseModel], query: Any) -> Found:
     app = request.app.state
+    if who.role not in ROLES_IN[kind]:  # before any lookup: the answer reveals nothing
+        raise deny(request, who, role_has_no_part(who, kind), reference[:64])
     if not REFERENCE.match(reference):  # no case can have it: the same 404, without asking anyone
         raise hide(request, who, reference[:64])
     try:
@@ -69,8 +79,6 @@ async def find_case(request: Request, who: Authority, kind: str, reference: str,
         found = Found(view, handle, live=False)
     if who.state not in states_of(found.view):
         raise hide(request, who, reference)
-    if who.role not in ROLES_IN[kind]:
-        raise deny(request, who, f"a {who.role} has no part in {kind} cases", reference)
     if kind == "assistance" and found.view.confidential and not may_see_confidential(who, found.view):
         raise hide(request, who, reference)
     return found
@@ -84,15 +92,29 @@ async def open_or_find(request: Request, response: Response, who: Authority, kin
     app = request.app.state
     if problems:
         raise invalid(problems)
+    taken = conflict(f"reference {body.reference} is already used by a different request")
+
+    async def from_archive() -> Any:
+        archived = await app.archive.read(kind, body.reference)
+        if archived is None:
+            return None
+        if archived.request_sha256 != request_digest(body):
+            raise taken
+        response.status_code = 200
+        return view_type.model_validate(archived.view)
+
+    # a case closed long ago may be gone from the engine: the archive is its record
+    if (view := await from_archive()) is not None:
+        return view
     try:
         opening = await within(app.settings.api_timeout, opener(app.client, body, who.id, app.settings.task_queue))
     except WorkflowUpdateFailedError as err:
         raise act_refused(err) from None
-    except CaseClosed:
-        archived = await app.archive.read(kind, body.reference)
-        if archived is None or archived.request_sha256 != request_digest(body):
-            raise conflict(f"reference {body.reference} is already used by a different request") from None
-        response.status_code = 200
-        return view_type.model_validate(archived.view)
+    except ReferenceTaken:
+        raise taken from None
+    except CaseClosed:  # closed since the archive was read; its record is written before it closes
+        if (view := await from_archive()) is None:
+            raise taken from None
+        return view
     response.status_code = 201 if opening.created else 200
     return opening.view

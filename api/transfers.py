@@ -10,18 +10,18 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from api.auth import ROLES_IN, caller, deny
-from api.found import Found, find_case, open_or_find
+from api.found import Found, find_case, open_or_find, role_has_no_part
 from api.body import parse, utc_today
 from api.engine import act_refused, closed_meanwhile, within
 from api.errors import conflict, invalid
 from api.listing import CaseList, list_cases
-from domain.intake import transfer_problems
+from domain.intake import transfer_problems, reference_problems
 from domain.reference import Authority
 from domain.transfer import (
     Declaration, Decision, HandoverConfirmation, LegalReview, TransferRequest, TransferStage, TransferView,
     Withdrawal,
 )
-from treatyflow.cases import open_transfer, transfer_handle
+from treatyflow.cases import act as act_on, open_transfer, transfer_handle
 from workflows.transfer import TransferWorkflow
 
 router = APIRouter(prefix="/v1/transfers", tags=["transfers"])
@@ -45,7 +45,8 @@ async def open_case(request: Request, response: Response, who: Caller) -> Any:
     today = utc_today()
     body = body.model_copy(update={"received_on": body.received_on or today})
     return await open_or_find(request, response, who, "transfer", body,
-                              transfer_problems(body, today, request.app.state.reference), open_transfer,
+                              reference_problems(body.reference, who.state)
+                              + transfer_problems(body, today, request.app.state.reference), open_transfer,
                               TransferView)
 
 
@@ -55,7 +56,7 @@ async def list_transfers(request: Request, who: Caller, stage: TransferStage | N
                          page_size: Annotated[int, Query(ge=1, le=200)] = 50,
                          page_token: str | None = None) -> CaseList:
     if who.role not in ROLES_IN["transfer"]:
-        raise deny(request, who, f"a {who.role} has no part in transfers")
+        raise deny(request, who, role_has_no_part(who, "transfer"))
     return await list_cases(request, "transfer", who, stage=stage, partner=state, page_size=page_size,
                             page_token=page_token)
 
@@ -86,7 +87,7 @@ async def act(request: Request, who: Authority, reference: str, update: Any, mod
     if not found.live:
         raise conflict(f"the case is closed ({found.view.stage})")
     try:
-        return await within(app.settings.api_timeout, found.handle.execute_update(update, args=[who.id, body]))
+        return await within(app.settings.api_timeout, act_on(found.handle, update, who.id, body, TransferWorkflow.view))
     except WorkflowUpdateFailedError as err:
         raise act_refused(err) from None
     except RPCError as err:

@@ -76,8 +76,8 @@ class Demo:
 
     def waiting(self, ref: str) -> None:
         print(f"\n{ref}: no declaration yet", flush=True)
-        self.step("uz-gpo opens the case (no declaration)",
-                  self.call("POST", "/v1/transfers", "uz-gpo", transfer(ref, declaration=None)))
+        self.step("kz-gpo opens the case (no declaration)",
+                  self.call("POST", "/v1/transfers", "kz-gpo", transfer(ref, declaration=None)))
         inbox = self.call("GET", "/v1/inbox", "kz-penal")
         mine = [i for i in inbox["items"] if i["reference"] == ref]
         print(f"  kz-penal's inbox shows it: {mine[0]['action'] if mine else '(not yet indexed)'}", flush=True)

@@ -93,8 +93,9 @@ def fields_of(response: httpx.Response) -> list[str]:
 
 async def open_case(http: httpx.AsyncClient, *, by: str = "kz-gpo", expect_stage: str | None = None,
                     **changes: Any) -> str:
-    """Open a KZ→UZ case (the factory's body with ``changes``) and return its reference."""
-    body = transfer_body(**changes)
+    """Open a KZ→UZ case (the factory's body with ``changes``) and return its reference, which
+    begins with the code of ``by``'s state."""
+    body = transfer_body(opening_state=AUTHORITIES[by][0], **changes)
     r = await http.post("/v1/transfers", json=body, headers=key(by))
     assert r.status_code == 201, r.text
     if expect_stage:

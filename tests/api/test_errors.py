@@ -62,6 +62,12 @@ def assert_error(r: httpx.Response, status: int) -> dict[str, Any]:
     return error
 
 
+def assert_not_its_reference(r: httpx.Response) -> None:
+    """The 422 an authority gets for a reference that does not begin with its state's code."""
+    error = assert_error(r, 422)
+    assert error["fields"] == ["reference"], error
+
+
 # (id, change to the factory's valid KZ→UZ body, fields any of which the error must name)
 INVALID_OPENINGS = [
     ("unknown top-level field", setting("colour", "red"), {"colour"}),
@@ -77,6 +83,12 @@ INVALID_OPENINGS = [
     ("reference too short", setting("reference", "ab"), {"reference"}),
     ("reference too long", setting("reference", "R" * 65), {"reference"}),
     ("reference with a colon", setting("reference", "KZ:UZ:1"), {"reference"}),
+    ("reference of the other state", setting("reference", f"UZ-{uuid.uuid4().hex[:12]}"), {"reference"}),
+    ("reference of a third state", setting("reference", f"FR-{uuid.uuid4().hex[:12]}"), {"reference"}),
+    ("reference without the state's code", setting("reference", f"T-{uuid.uuid4().hex[:12]}"), {"reference"}),
+    ("reference with a lower-case code", setting("reference", f"kz-{uuid.uuid4().hex[:12]}"), {"reference"}),
+    ("reference without a hyphen after the code", setting("reference", f"KZUZ{uuid.uuid4().hex[:12]}"),
+     {"reference"}),
     ("empty citizenships", setting("person.citizenships", []), {"person.citizenships"}),
     ("citizenships not a list", setting("person.citizenships", "UZ"), {"person.citizenships"}),
     ("article longer than 32", setting("judgment.offences.0.article", "1" * 33),
@@ -292,9 +304,9 @@ async def test_a_reference_reused_with_a_different_body_is_409(http):
     assert first.status_code == 201
     other = copy.deepcopy(body)
     other["person"]["full_name"] = "Somebody Else"
-    for authority in ("kz-gpo", "uz-gpo"):
-        r = await http.post("/v1/transfers", json=other, headers=key(authority))
-        assert_error(r, 409)
+    assert_error(await http.post("/v1/transfers", json=other, headers=key("kz-gpo")), 409)
+    # the other party's central authority: a KZ- reference is not one of its own, 422 before any lookup
+    assert_not_its_reference(await http.post("/v1/transfers", json=other, headers=key("uz-gpo")))
     current = await view(http, body["reference"])
     assert current["opened_at"] == first.json()["opened_at"]
     assert [e["action"] for e in current["events"]].count("case_opened") == 1
@@ -395,13 +407,34 @@ async def test_an_identical_repeat_answers_200_with_the_same_case(http):
     body = transfer_body()
     first = await http.post("/v1/transfers", json=body, headers=key("kz-gpo"))
     assert first.status_code == 201
-    for authority in ("kz-gpo", "uz-gpo"):
-        again = await http.post("/v1/transfers", json=body, headers=key(authority))
+    for _ in range(2):
+        again = await http.post("/v1/transfers", json=body, headers=key("kz-gpo"))
         assert again.status_code == 200, again.text
         assert again.json()["reference"] == body["reference"]
         assert again.json()["opened_at"] == first.json()["opened_at"]
         assert again.json()["stage"] == "awaiting_consents"
+    # uz-gpo may open KZ→UZ cases, but only under UZ- references: the same answer as for a KZ-
+    # reference that was never used, so the existing case is not revealed
+    by_uz = await http.post("/v1/transfers", json=body, headers=key("uz-gpo"))
+    never_used = await http.post("/v1/transfers", json=transfer_body(), headers=key("uz-gpo"))
+    assert_not_its_reference(by_uz)
+    assert by_uz.json() == never_used.json()
+    assert "opened_at" not in by_uz.text
     events = (await view(http, body["reference"]))["events"]
+    assert [e["action"] for e in events].count("case_opened") == 1
+
+
+async def test_an_identical_repeat_by_the_other_state_of_its_own_case_answers_200(http):
+    """A case uz-gpo opened (a UZ- reference): its repeat by uz-gpo is 200, by kz-gpo 422."""
+    body = transfer_body(opening_state="UZ")
+    first = await http.post("/v1/transfers", json=body, headers=key("uz-gpo"))
+    assert first.status_code == 201, first.text
+    again = await http.post("/v1/transfers", json=body, headers=key("uz-gpo"))
+    assert again.status_code == 200, again.text
+    assert again.json()["opened_at"] == first.json()["opened_at"]
+    assert_not_its_reference(await http.post("/v1/transfers", json=body, headers=key("kz-gpo")))
+    events = (await view(http, body["reference"]))["events"]
+    assert [(e["action"], e["actor"]) for e in events].count(("case_opened", "uz-gpo")) == 1
     assert [e["action"] for e in events].count("case_opened") == 1
 
 
@@ -411,9 +444,10 @@ async def test_a_repeat_with_the_defaults_spelled_out_is_identical(http):
     first = await http.post("/v1/transfers", json=body, headers=key("kz-gpo"))
     assert first.status_code == 201, first.text
     spelled = {**body, "received_on": today().isoformat(), "financial_obligations": [], "pending_proceedings": []}
-    again = await http.post("/v1/transfers", json=spelled, headers=key("uz-gpo"))
+    again = await http.post("/v1/transfers", json=spelled, headers=key("kz-gpo"))
     assert again.status_code == 200, again.text
     assert again.json()["opened_at"] == first.json()["opened_at"]
+    assert_not_its_reference(await http.post("/v1/transfers", json=spelled, headers=key("uz-gpo")))
 
 
 async def test_a_third_state_repeating_an_opening_is_403(http):
@@ -430,11 +464,14 @@ async def test_a_repeat_after_the_case_closed_answers_from_the_archive(http, dev
     assert first.status_code == 201
     assert (first.json()["stage"], first.json()["grounds"]) == ("refused", ["judgment_not_final"])
     await closed(dev_client, body["reference"])
-    for authority in ("kz-gpo", "uz-gpo"):
-        again = await http.post("/v1/transfers", json=body, headers=key(authority))
+    for _ in range(2):
+        again = await http.post("/v1/transfers", json=body, headers=key("kz-gpo"))
         assert again.status_code == 200, again.text
         assert again.json()["opened_at"] == first.json()["opened_at"]
         assert (again.json()["stage"], again.json()["outcome"]) == ("refused", "refused")
+    by_uz = await http.post("/v1/transfers", json=body, headers=key("uz-gpo"))
+    assert_not_its_reference(by_uz)
+    assert "opened_at" not in by_uz.text
     different = {**body, "judgment": {**NOT_FINAL, "final": True}}
     assert_error(await http.post("/v1/transfers", json=different, headers=key("kz-gpo")), 409)
 

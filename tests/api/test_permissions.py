@@ -1,9 +1,11 @@
 """Who may do what, over real HTTP: every action of API.md's transfer half against every authority
 of the directory, on a KZ→UZ case in the stage the action needs.
 
-401 without a usable key; 404 for every authority of a third state, with exactly the body a
-nonexistent reference gets; 403 for a party state's authority whose role may not take the action;
-200/201 for the ones that may, with the effect visible in the case. Refused attempts leave the
+401 without a usable key; 403 for every authority whose role has no part in transfers (a court,
+an executing authority), of a party state or a third one, for every reference, existing or not
+(the check needs no lookup, so it reveals nothing); 404 for every other authority of a third
+state, with exactly the body a nonexistent reference gets; 403 for a party state's authority whose
+role may not take the action; 200/201 for the ones that may, with the effect visible in the case. Refused attempts leave the
 case untouched and are logged (authority, route template, reference), never with personal data."""
 
 from __future__ import annotations
@@ -24,26 +26,39 @@ http = helpers.http  # the fixture: one paced client for the module
 
 ACTIONS = ("open", "read", "declaration", "legal-review", "decisions", "handover", "withdrawal", "list")
 
-# The permission matrix for a KZ→UZ transfer case (sentencing KZ, administering UZ).
+# The roles with a part in transfers (API.md, "Conventions"). Every other authority gets 403 for
+# every action on transfers, before any lookup: its row below is all 403, whichever its state.
+TRANSFER_ROLES = frozenset({"central_authority", "prison_service"})
+NO_PART = (403,) * len(ACTIONS)
+
+# The permission matrix for a KZ→UZ transfer case (sentencing KZ, administering UZ), for the
+# authorities whose role has a part in transfers.
 #                 open  read  decl  review decide handover withdraw list
-MATRIX: dict[str, tuple[int, ...]] = {
+PARTS: dict[str, tuple[int, ...]] = {
     "kz-gpo":    (201,  200,  200,  403,   200,   403,     200,     200),
     "kz-penal":  (403,  200,  200,  403,   403,   403,     200,     200),
-    "kz-court":  (403,  403,  403,  403,   403,   403,     403,     403),
-    "kz-afm":    (403,  403,  403,  403,   403,   403,     403,     403),
-    "kz-police": (403,  403,  403,  403,   403,   403,     403,     403),
     "uz-gpo":    (201,  200,  403,  200,   200,   200,     403,     200),
     "uz-penal":  (403,  200,  403,  403,   403,   200,     403,     200),
     "fr-moj":    (403,  404,  404,  404,   404,   404,     404,     200),
     "fr-penal":  (403,  404,  404,  404,   404,   404,     404,     200),
-    "fr-court":  (403,  404,  404,  404,   404,   404,     404,     403),
     "it-moj":    (403,  404,  404,  404,   404,   404,     404,     200),
     "es-moj":    (403,  404,  404,  404,   404,   404,     404,     200),
     "gb-ukca":   (403,  404,  404,  404,   404,   404,     404,     200),
     "hu-moj":    (403,  404,  404,  404,   404,   404,     404,     200),
     "mc-dsj":    (403,  404,  404,  404,   404,   404,     404,     200),
 }
-assert set(MATRIX) == set(AUTHORITIES)
+NO_PART_IN_TRANSFERS = [a for a, (_, role) in AUTHORITIES.items() if role not in TRANSFER_ROLES]
+assert set(PARTS) == set(AUTHORITIES) - set(NO_PART_IN_TRANSFERS)
+assert {"kz-court", "kz-afm", "kz-police", "fr-court"} <= set(NO_PART_IN_TRANSFERS)
+
+
+def expected_row(authority: str) -> tuple[int, ...]:
+    """The statuses ``authority`` gets, action by action: the one place the rule that a role with
+    no part in transfers gets 403 for everything (party state or not) is applied."""
+    return NO_PART if AUTHORITIES[authority][1] not in TRANSFER_ROLES else PARTS[authority]
+
+
+MATRIX: dict[str, tuple[int, ...]] = {authority: expected_row(authority) for authority in AUTHORITIES}
 
 # The stage each action on an existing case needs.
 STAGE_FOR = {"read": "awaiting_consents", "declaration": "awaiting_declaration",
@@ -106,7 +121,7 @@ async def test_allowed(http, api_url, action, authority, status):
     """An authority whose role may take the action takes it, on a case in the stage it needs."""
     state = AUTHORITIES[authority][0]
     if action == "open":
-        body = transfer_body()
+        body = transfer_body(opening_state=state)
         r = await attempt(http, action, None, key(authority), authority, body)
         assert r.status_code == 201, r.text
         assert r.json()["reference"] == body["reference"]
@@ -269,10 +284,21 @@ async def test_401_comes_before_404(http):
     assert r.status_code == 401
 
 
-async def test_a_third_state_court_gets_404_not_403(http, api_url):
-    """404 (not a party) is checked before 403 (a court has no part in transfers)."""
-    reference = await shared_case(http, api_url, "awaiting_consents")
-    assert (await http.get(f"/v1/transfers/{reference}", headers=key("fr-court"))).status_code == 404
+@pytest.mark.parametrize("action", [a for a in ACTIONS if a not in ("open", "list")])
+@pytest.mark.parametrize("authority", NO_PART_IN_TRANSFERS)
+async def test_a_role_with_no_part_in_transfers_gets_403_for_every_reference(http, api_url, authority, action):
+    """A court or an executing authority, of a party state or a third one (fr-court): 403 for an
+    existing case and for a reference that does not exist alike, with exactly the same body. The
+    check needs no lookup, so it comes before the 404 and reveals nothing."""
+    reference = await shared_case(http, api_url, STAGE_FOR[action])
+    r = await attempt(http, action, reference, key(authority), authority)
+    nonexistent = await attempt(http, action, f"NOPE-{uuid.uuid4().hex[:12]}", key(authority), authority)
+    malformed = await attempt(http, action, "a'b", key(authority), authority)
+    assert r.status_code == nonexistent.status_code == malformed.status_code == 403, r.text
+    assert r.json()["error"]["code"] == "forbidden"
+    assert r.json() == nonexistent.json() == malformed.json()
+    assert r.headers.get("content-type") == nonexistent.headers.get("content-type")
+    assert reference not in r.text
 
 
 @pytest.mark.parametrize(("authority", "action", "reference_stage"), [
@@ -307,6 +333,7 @@ async def test_refused_attempts_are_logged_without_personal_data(http, api_url):
         assert (await http.get(f"/v1/transfers/{reference}")).status_code == 401
         assert (await http.get(f"/v1/transfers/{reference}", headers=key("fr-moj"))).status_code == 404
         assert (await http.get(f"/v1/transfers/{reference}", headers=key("kz-court"))).status_code == 403
+        assert (await http.get(f"/v1/transfers/{reference}", headers=key("fr-court"))).status_code == 403
         assert (await http.post("/v1/transfers", json=body, headers=key("fr-moj"))).status_code == 403
         assert (await http.post("/v1/transfers", json=body, headers=key("kz-penal"))).status_code == 403
         r = await http.post(f"/v1/transfers/{declaration_case}/declaration", headers=key("uz-penal"),
@@ -318,6 +345,7 @@ async def test_refused_attempts_are_logged_without_personal_data(http, api_url):
         (401, None, "/v1/transfers/{reference}", reference),
         (404, "fr-moj", "/v1/transfers/{reference}", reference),
         (403, "kz-court", "/v1/transfers/{reference}", reference),
+        (403, "fr-court", "/v1/transfers/{reference}", reference),
         (403, "fr-moj", "/v1/transfers", body["reference"]),
         (403, "uz-penal", "/v1/transfers/{reference}/declaration", declaration_case),
     } <= seen, refused
