@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from temporalio.client import Client
 
@@ -13,7 +13,7 @@ from activities.archive import open_archive
 
 from api import assistance, codec, common, errors, openapi, ops, transfers
 from api.keys import KeyRing
-from api.limits import RateLimiter, body_size_limit
+from api.limits import AgedCache, BodyLimit, CountGate, RateLimiter
 from domain.reference import reference
 from treatyflow.client import codec_keys, connect, verify_keys
 from treatyflow.codec import EncryptionCodec
@@ -42,15 +42,21 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     app.state.keys = keys
     app.state.limiter = RateLimiter(settings.rate_limit)
     app.state.metrics = ops.Metrics()
+    app.state.operator = ops.OperatorCredential(settings.operator_token_hash, keys, ref)
+    app.state.count_gate = CountGate(settings.stats_concurrency)  # visibility counts of stats and metrics
+    app.state.stats_cache = AgedCache(settings.stats_max_age)  # /v1/stats answers, by scope
+    app.state.gauge_cache = AgedCache(settings.stats_max_age)  # the /metrics case gauges
     app.state.client = client
     app.state.codec = EncryptionCodec(codec_keys(settings))
     errors.install(app)
-    app.add_middleware(CORSMiddleware, allow_origins=[settings.ui_origin], allow_methods=["POST"],
+    # innermost first: the body limit runs before routing and authentication (a keyless client
+    # cannot make the API hold a large body), inside CORS and the request metrics (its 413s are
+    # counted and carry the UI origin's CORS headers)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(CORSMiddleware, allow_origins=list(codec.ui_origins(settings)), allow_methods=["POST"],
                        allow_headers=["content-type", "x-namespace", "authorization"], allow_credentials=True)
     app.add_middleware(ops.MetricsMiddleware)
-    for router in (transfers.router, assistance.router, common.router):
-        app.include_router(router, dependencies=[Depends(body_size_limit)])
-    app.include_router(codec.router, dependencies=[Depends(body_size_limit)])
-    app.include_router(ops.router)
+    for router in (transfers.router, assistance.router, common.router, codec.router, ops.router):
+        app.include_router(router)
     openapi.install(app)
     return app

@@ -29,7 +29,12 @@ Configuration comes from the environment (defaults in brackets):
                 `up` sets dev: demo keys demo-<authority id>]
   API           TREATYFLOW_API_HOST [127.0.0.1], TREATYFLOW_API_PORT [8000], TREATYFLOW_API_TIMEOUT [10],
                 TREATYFLOW_RATE_LIMIT [50/s], TREATYFLOW_MAX_BODY_BYTES [1048576],
-                TREATYFLOW_UI_ORIGIN [http://localhost:8233], TREATYFLOW_UI_PORT [8233]
+                TREATYFLOW_STATS_MAX_AGE [3 s: how old /v1/stats and the /metrics gauges may be],
+                TREATYFLOW_STATS_CONCURRENCY [2 visibility counts at once for stats and metrics],
+                TREATYFLOW_UI_ORIGIN [http://localhost:8233; comma separated; a loopback origin admits
+                localhost and 127.0.0.1 alike], TREATYFLOW_UI_PORT [8233]
+  operators     TREATYFLOW_OPERATOR_TOKEN_HASH [none: SHA-256 hex of the operators' token, comma
+                separated; the only credential of /metrics outside dev mode and of the codec endpoints]
   logs          TREATYFLOW_LOG_LEVEL [INFO]
 Security and keys: docs/security.md. Deployment: docs/operations.md."""
 

@@ -35,6 +35,11 @@ class Settings:
     worker_metrics: str | None = None  # host:port where the worker serves the SDK's Prometheus metrics
     codec_keys: CodecKeys | None = None  # None: from TREATYFLOW_CODEC_KEYS(_FILE), see treatyflow.codec
     ui_origin: str = "http://localhost:8233"  # the Temporal UI allowed to call the codec endpoints  # JSON {"<authority id>": {"url": ..., "secret": ...}}; none: no webhooks
+    # the operators' credential (/metrics outside dev mode, the codec endpoints): SHA-256 hex of the
+    # operator token, comma separated (several while one is rotated); never an authority's key
+    operator_token_hash: str = ""
+    stats_max_age: float = 3.0  # seconds a /v1/stats answer (and the /metrics case gauges) may be old
+    stats_concurrency: int = 2  # visibility counts stats and metrics may run at once, all callers together
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -59,6 +64,9 @@ class Settings:
             rate_limit=float(env.get("TREATYFLOW_RATE_LIMIT", cls.rate_limit)),
             max_body_bytes=int(env.get("TREATYFLOW_MAX_BODY_BYTES", cls.max_body_bytes)),
             ui_origin=env.get("TREATYFLOW_UI_ORIGIN", f"http://localhost:{env.get('TREATYFLOW_UI_PORT', cls.ui_port)}"),
+            operator_token_hash=env.get("TREATYFLOW_OPERATOR_TOKEN_HASH", ""),
+            stats_max_age=float(env.get("TREATYFLOW_STATS_MAX_AGE", cls.stats_max_age)),
+            stats_concurrency=int(env.get("TREATYFLOW_STATS_CONCURRENCY", cls.stats_concurrency)),
             worker_metrics=env.get("TREATYFLOW_WORKER_METRICS") or None,
             workflow_cache=int(env.get("TREATYFLOW_WORKFLOW_CACHE", cls.workflow_cache)),
             webhooks_file=Path(env["TREATYFLOW_WEBHOOKS_FILE"]) if env.get("TREATYFLOW_WEBHOOKS_FILE") else None,
