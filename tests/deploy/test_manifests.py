@@ -542,6 +542,14 @@ def test_no_key_or_password_anywhere_in_deploy():
             assert not pattern.search(text), f"{path.relative_to(ROOT)} matches {pattern.pattern}"
 
 
+def test_production_uis_are_read_only(compose):
+    """Reset, cancel, terminate and signal from the Temporal UI would bypass every permission of the
+    API: the compose UI and the Helm chart's UI run with write actions disabled."""
+    assert compose["services"]["temporal-ui"]["environment"]["TEMPORAL_DISABLE_WRITE_ACTIONS"] == "true"
+    web = yaml.safe_load((K8S / "temporal-values.yaml").read_text())["web"]
+    assert {"name": "TEMPORAL_DISABLE_WRITE_ACTIONS", "value": "true"} in web["additionalEnv"]
+
+
 def test_temporal_helm_values_fit_the_official_chart():
     values = yaml.safe_load((K8S / "temporal-values.yaml").read_text())
     # keys the chart (v1.x, templates/_deprecations.tpl) refuses
