@@ -11,7 +11,7 @@ from temporalio.client import Client
 
 from activities.archive import open_archive
 
-from api import assistance, codec, common, errors, openapi, ops, transfers
+from api import assistance, codec, common, docs, errors, openapi, ops, transfers
 from api.keys import KeyRing
 from api.limits import AgedCache, BodyLimit, CountGate, RateLimiter
 from domain.reference import reference
@@ -34,7 +34,9 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
         app.state.archive = open_archive(settings, app.state.client.data_converter.payload_codec)
         yield
 
-    app = FastAPI(title="treatyflow", version="0.1.0", lifespan=lifespan,
+    # docs_url/redoc_url None: FastAPI's pages load Swagger UI and ReDoc from a CDN; api/docs.py
+    # serves both from an installed package instead (they render offline)
+    app = FastAPI(title="treatyflow", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="International cooperation in criminal matters: transfer of sentenced persons "
                               "and mutual legal assistance. Authenticate with `Authorization: Bearer <key>`.")
     app.state.settings = settings
@@ -59,4 +61,5 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     for router in (transfers.router, assistance.router, common.router, codec.router, ops.router):
         app.include_router(router)
     openapi.install(app)
+    docs.install(app)
     return app
