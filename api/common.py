@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -12,10 +12,11 @@ from temporalio.service import RPCError
 from api.auth import ROLES_IN, caller
 from api.errors import not_found, unavailable
 from api.listing import Inbox, inbox, quoted
-from domain.reference import Authority
+from domain.reference import Authority, Rule, Treaty
 from domain.assistance import AssistanceStage
 from domain.transfer import TransferStage
 from workflows import search_attributes as sa
+from workflows.measure import MEASURE_KIND
 
 router = APIRouter(prefix="/v1", tags=["common"])
 Caller = Annotated[Authority, Depends(caller)]
@@ -54,7 +55,14 @@ async def stats(request: Request, who: Caller) -> dict[str, Any]:
     scope (state, kinds, confidential or not) is shared by every caller of that scope for
     TREATYFLOW_STATS_MAX_AGE seconds, computed once at a time (concurrent callers wait for the same
     computation), with at most TREATYFLOW_STATS_CONCURRENCY counts in flight for all callers
-    together: however often authorities call it, stats cannot take the engine from others' reads."""
+    together: however often authorities call it, stats cannot take the engine from others' reads.
+
+    Per kind: ``total``, ``by_stage``, ``by_outcome``, ``by_partner`` and ``overdue`` (open cases
+    whose nearest deadline has passed; for assistance, each measure whose action is overdue counts
+    once, as the request itself waits for no one while its measures execute). ``registry``: the
+    size of the whole treaty registry and the caller state's partners in it (``treaties``,
+    ``partners``, ``partner_countries``), and ``in_force``: the treaties in force today that the
+    caller's state is a party to, by kind, with their ids, partner states and verified rules."""
     app = request.app.state
     scope = stats_scope(who)
     try:
@@ -67,6 +75,44 @@ def stats_scope(who: Authority) -> tuple[str, tuple[str, ...], bool]:
     """What the caller may see counted: its state, the kinds its role has a part in, and whether
     confidential assistance requests count (central authorities only)."""
     return who.state, tuple(k for k in STAGES if who.role in ROLES_IN[k]), who.role == "central_authority"
+
+
+def overdue_query(kind: str, state: str, confidential: bool, now: datetime) -> str:
+    """Open cases of ``kind`` of ``state`` whose nearest deadline (ActionDueAt) lies before ``now``.
+    For assistance, the measures too (CaseKind ``assistance_measure``: each its own workflow, so each
+    counts once): a request waits for no one while its measures execute, so its overdue work is
+    theirs, never counted twice. Without ``confidential``, only what carries CaseConfidential =
+    false counts (confidential requests, and measures that do not carry the flag, never do)."""
+    cases = f"CaseKind = {quoted(kind)}" if kind != "assistance" \
+        else f"(CaseKind = {quoted(kind)} OR CaseKind = {quoted(MEASURE_KIND)})"
+    query = (f"{cases} AND CaseStates = {quoted(state)} AND ExecutionStatus = 'Running' "
+             f"AND {sa.ACTION_DUE_AT.name} < {quoted(now.strftime('%Y-%m-%dT%H:%M:%SZ'))}")
+    if kind == "assistance" and not confidential:
+        query += f" AND {sa.CASE_CONFIDENTIAL.name} = false"
+    return query
+
+
+def rules_of(treaty: Treaty) -> list[Rule[Any]]:
+    """The operative rules the registry records for a treaty (a rule it leaves out, the default
+    deadlines, is treatyflow's, not the treaty's: not counted)."""
+    rules = treaty.rules
+    return [getattr(rules, name) for name in type(rules).model_fields if name in rules.model_fields_set]
+
+
+def registry_of(treaties: tuple[Treaty, ...], state: str, today: date) -> dict[str, Any]:
+    """The treaties in force on ``today`` that ``state`` is a party to, by kind (in force as the
+    resolver has it: no recorded entry into force, or one on or before the day)."""
+    def figures(chosen: list[Treaty]) -> dict[str, Any]:
+        rules = [r for t in chosen for r in rules_of(t)]
+        return {"treaties": len(chosen), "ids": sorted(t.id for t in chosen),
+                "partners": sorted({p for t in chosen for p in t.parties} - {state}),
+                "verified": sum(t.verified for t in chosen),  # treaties whose every rule is verified
+                "rules": {"verified": sum(r.verified for r in rules), "total": len(rules)}}
+
+    mine = [t for t in treaties
+            if state in t.parties and (t.in_force_on is None or t.in_force_on <= today)]
+    return {**figures(mine),
+            "by_kind": {kind: figures([t for t in mine if t.kind == kind]) for kind in ("transfer", "assistance")}}
 
 
 async def count_scope(app: Any, scope: tuple[str, tuple[str, ...], bool]) -> dict[str, Any]:
@@ -82,23 +128,26 @@ async def count_scope(app: Any, scope: tuple[str, tuple[str, ...], bool]) -> dic
         return await gate.count(app.client, query)
 
     result: dict[str, Any] = {"state": state, "kinds": {}}
+    now = datetime.now(timezone.utc)
     async with asyncio.timeout(app.settings.api_timeout):
         for kind in kinds:
             stages = STAGES[kind]
             base = f"CaseKind = {quoted(kind)} AND {mine}"
             if kind == "assistance" and not confidential:
                 base += f" AND {sa.CASE_CONFIDENTIAL.name} = false"
-            total, *by_value = await asyncio.gather(
-                count(base), *(count(f"{base} AND CaseStage = {quoted(s)}") for s in stages),
+            total, overdue, *by_value = await asyncio.gather(
+                count(base), count(overdue_query(kind, state, confidential, now)),
+                *(count(f"{base} AND CaseStage = {quoted(s)}") for s in stages),
                 *(count(f"{base} AND CaseStates = {quoted(p)}") for p in partners))
             by_stage, by_partner = by_value[:len(stages)], by_value[len(stages):]
             result["kinds"][kind] = {
                 "total": total,
+                "overdue": overdue,
                 "by_stage": {s: n for s, n in zip(stages, by_stage) if n},
                 "by_outcome": {s: n for s, n in zip(stages, by_stage) if n and s in OUTCOMES},
                 "by_partner": {p: n for p, n in zip(partners, by_partner) if n},
             }
     result["registry"] = {"treaties": len(ref.treaties), "partner_countries": len(partners),
-                          "partners": partners}
-    result["as_of"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+                          "partners": partners, "in_force": registry_of(ref.treaties, state, now.date())}
+    result["as_of"] = now.isoformat(timespec="seconds")
     return result

@@ -1,0 +1,171 @@
+"""/v1/stats over real HTTP against the session's app (its stats cache and count gate as
+configured): the overdue count of each kind, and the registry figures of the caller's own state.
+
+Overdue, honestly: a request whose ``respond_by`` is today makes each of its measures, once
+accepted, due at today 00:00 UTC (workflows/measure.py), a moment already past, so the measure's
+action is overdue at once (its view says so) without waiting days. Each overdue measure counts
+once; the request itself, which waits for no one while its measures execute, adds nothing.
+
+The registry figures are checked against domain/data/treaties.json read here, on its own."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.api.helpers import http, key, poll, today  # noqa: F401 - http is a fixture
+from tests.factories import assistance_body
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+TREATIES_JSON = Path(__file__).resolve().parents[2] / "domain" / "data" / "treaties.json"
+
+
+def evidence() -> list[dict[str, str]]:
+    return [{"item_id": "e1", "description": "d", "sha256": "ab" * 32, "collected_on": today().isoformat()}]
+
+
+async def stats(http: httpx.AsyncClient, authority: str) -> dict[str, Any]:
+    r = await http.get("/v1/stats", headers=key(authority))
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def overdue(answer: dict[str, Any], kind: str = "assistance") -> int:
+    return answer["kinds"][kind]["overdue"]
+
+
+async def request_view(http: httpx.AsyncClient, reference: str) -> dict[str, Any]:
+    r = await http.get(f"/v1/assistance-requests/{reference}", headers=key("kz-gpo"))
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+# ---- overdue -----------------------------------------------------------------------------------
+
+async def test_every_kind_counts_its_overdue_cases(http):
+    for authority, kinds in (("kz-gpo", {"transfer", "assistance"}), ("kz-penal", {"transfer"}),
+                             ("kz-court", {"assistance"})):
+        answer = await stats(http, authority)
+        assert set(answer["kinds"]) == kinds
+        for kind in kinds:
+            assert isinstance(overdue(answer, kind), int) and overdue(answer, kind) >= 0, answer
+
+
+async def test_an_overdue_measure_counts_once_for_the_states_of_its_request(http, dev_client):
+    """FR asks KZ, respond_by today: once accepted, the two measures that need no court (m1, m3)
+    execute with a deadline already past; m2 (a search) waits for the court, 30 days. KZ's and FR's
+    central authorities count two more overdue actions (not three: the request adds none); UZ,
+    not a party, none. Once the results are in, the two are no longer counted."""
+    body = assistance_body(requesting_state="FR", requested_state="KZ", received_on=today().isoformat(),
+                           respond_by=today().isoformat())
+    reference = body["reference"]
+    settle = 12.0  # the stats cache is a few seconds old at most; visibility follows within a second
+    before = {a: overdue(await stats(http, a)) for a in ("kz-gpo", "fr-moj", "uz-gpo")}
+
+    r = await http.post("/v1/assistance-requests", json=body, headers=key("fr-moj"))
+    assert r.status_code == 201, r.text
+    r = await http.post(f"/v1/assistance-requests/{reference}/review", json={"decision": "accept"},
+                        headers=key("kz-gpo"))
+    assert r.status_code == 200, r.text
+
+    # the case itself says its actions are overdue (the measures' escalation reached the request)
+    seen = await poll(lambda: request_view(http, reference),
+                      lambda v: {p["measure_id"] for p in v["pending_actions"] if p["overdue"]} == {"m1", "m3"},
+                      timeout=settle)
+    assert seen["overdue"] is True, seen
+    assert {p["measure_id"] for p in seen["pending_actions"] if p["overdue"]} == {"m1", "m3"}, seen
+    assert all(not p["overdue"] for p in seen["pending_actions"] if p["measure_id"] == "m2"), seen
+
+    for authority in ("kz-gpo", "fr-moj"):
+        after = await poll(lambda: stats(http, authority), lambda a: overdue(a) >= before[authority] + 2,
+                           timeout=settle, every=0.5)
+        assert overdue(after) == before[authority] + 2, (authority, before[authority], after["kinds"])
+    assert overdue(await stats(http, "uz-gpo")) == before["uz-gpo"]
+
+    # the results are in: no longer overdue
+    peak = {a: before[a] + 2 for a in ("kz-gpo", "fr-moj")}
+    for measure, by in (("m1", "kz-afm"), ("m3", "kz-police")):
+        r = await http.post(f"/v1/assistance-requests/{reference}/measures/{measure}/result",
+                            json={"outcome": "executed", "evidence": evidence()}, headers=key(by))
+        assert r.status_code == 200, r.text
+    for authority in ("kz-gpo", "fr-moj"):
+        done = await poll(lambda: stats(http, authority), lambda a: overdue(a) <= peak[authority] - 2,
+                          timeout=settle, every=0.5)
+        assert overdue(done) == peak[authority] - 2, (authority, peak[authority], done["kinds"])
+
+
+async def test_a_confidential_requests_overdue_measures_count_only_for_central_authorities(http):
+    """The same, confidential: KZ's central authority counts its two overdue measures, the court
+    and the executing authorities of KZ (who may not see confidential requests counted) do not."""
+    body = assistance_body(requesting_state="FR", requested_state="KZ", received_on=today().isoformat(),
+                           respond_by=today().isoformat(), confidential=True)
+    reference = body["reference"]
+    before = {a: overdue(await stats(http, a)) for a in ("kz-gpo", "kz-court", "kz-afm")}
+    r = await http.post("/v1/assistance-requests", json=body, headers=key("fr-moj"))
+    assert r.status_code == 201, r.text
+    r = await http.post(f"/v1/assistance-requests/{reference}/review", json={"decision": "accept"},
+                        headers=key("kz-gpo"))
+    assert r.status_code == 200, r.text
+    seen = await poll(lambda: request_view(http, reference), lambda v: v["overdue"], timeout=12.0)
+    assert seen["overdue"] is True, seen
+    central = await poll(lambda: stats(http, "kz-gpo"), lambda a: overdue(a) >= before["kz-gpo"] + 2,
+                         timeout=12.0, every=0.5)
+    assert overdue(central) == before["kz-gpo"] + 2, central["kinds"]
+    for authority in ("kz-court", "kz-afm"):
+        assert overdue(await stats(http, authority)) == before[authority], authority
+    r = await http.post(f"/v1/assistance-requests/{reference}/withdrawal", json={"reason": "no longer needed"},
+                        headers=key("fr-moj"))
+    assert r.status_code == 200, r.text
+
+
+# ---- the registry of the caller's state ------------------------------------------------------------
+
+def expected_registry(state: str, on: date) -> dict[str, Any]:
+    """The figures counted from the JSON file itself: the treaties in force on ``on`` (no recorded
+    entry into force, or one on or before the day) that ``state`` is a party to."""
+    treaties = json.loads(TREATIES_JSON.read_text(encoding="utf-8"))["treaties"]
+    mine = [t for t in treaties if state in t["parties"]
+            and (t.get("in_force_on") is None or date.fromisoformat(t["in_force_on"]) <= on)]
+
+    def figures(chosen: list[dict[str, Any]]) -> dict[str, Any]:
+        rules = [rule for t in chosen for rule in t[t["kind"]].values()]
+        return {"treaties": len(chosen), "ids": sorted(t["id"] for t in chosen),
+                "partners": sorted({p for t in chosen for p in t["parties"]} - {state}),
+                "verified": sum(all(r["verified"] for r in t[t["kind"]].values()) for t in chosen),
+                "rules": {"verified": sum(1 for r in rules if r["verified"]), "total": len(rules)}}
+
+    return {**figures(mine), "by_kind": {k: figures([t for t in mine if t["kind"] == k])
+                                         for k in ("transfer", "assistance")}}
+
+
+async def test_the_registry_figures_are_the_callers_own_states(http):
+    on = today()
+    answers = {state: await stats(http, authority) for state, authority in
+               (("KZ", "kz-gpo"), ("UZ", "uz-gpo"), ("FR", "fr-moj"))}
+    for state, answer in answers.items():
+        assert answer["registry"]["in_force"] == expected_registry(state, on), state
+    kz, uz, fr = (answers[s]["registry"]["in_force"] for s in ("KZ", "UZ", "FR"))
+    assert kz != uz and kz != fr and uz != fr
+    # what the data says today, spelled out (a change of treaties.json changes these on purpose)
+    assert kz["by_kind"]["transfer"]["treaties"] == 4 and kz["by_kind"]["assistance"]["treaties"] == 6
+    assert uz["ids"] == ["kz-uz-transfer-2021"] and uz["partners"] == ["KZ"]
+    assert uz["by_kind"]["assistance"] == {"treaties": 0, "ids": [], "partners": [], "verified": 0,
+                                           "rules": {"verified": 0, "total": 0}}
+    assert fr["by_kind"]["transfer"]["ids"] == ["coe-ets-112"]
+    assert fr["by_kind"]["transfer"]["partners"] == ["ES", "GB", "HU", "IT"]
+    assert fr["rules"] == {"verified": 10, "total": 10}
+    assert kz["rules"]["verified"] < kz["rules"]["total"]
+    # the figures are the state's, whatever the caller's role: the registry is public to every one
+    assert (await stats(http, "kz-penal"))["registry"] == answers["KZ"]["registry"]
+    assert (await stats(http, "kz-court"))["registry"] == answers["KZ"]["registry"]
+    # and the fields kept from before
+    for answer in answers.values():
+        registry = answer["registry"]
+        assert registry["treaties"] == len(json.loads(TREATIES_JSON.read_text())["treaties"])
+        assert registry["partner_countries"] == len(registry["partners"])
