@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
 from treatyflow.config import Settings
+
+if TYPE_CHECKING:
+    from temporalio.client import Client
+
+T = TypeVar("T")
 
 DESCRIPTION = """treatyflow: durable workflows for international cooperation in criminal matters.
 
@@ -75,15 +84,20 @@ def main(argv: list[str] | None = None) -> None:
     else:
         code = up(settings, with_worker=args.command == "up")
     # A process that used a Temporal client can abort while the interpreter finalizes
-    # (temporalio/sdk-python#300): flush and leave at once.
-    sys.stdout.flush()
-    sys.stderr.flush()
+    # (temporalio/sdk-python#300): flush and leave at once (the terminal may be gone: SIGHUP).
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError):
+            stream.flush()
     os._exit(code)
 
 
 def up(settings: Settings, *, with_worker: bool) -> int:
-    """Start the dev server (and the worker) as separate processes, as production runs them;
-    stop them in order (worker first) on Ctrl-C or SIGTERM."""
+    """Start the dev server (and the worker and the API) as separate processes, as production runs
+    them, and stop them in order (the API first, then the worker, then the server) on SIGINT
+    (Ctrl-C), SIGTERM or SIGHUP (the terminal closed). Each child dies with this process however
+    it dies (Linux PR_SET_PDEATHSIG), and this process stops them when its own parent (`make`)
+    dies. A port already taken, or another `up` on the same data dir, is said in one line on
+    stderr, and so is a child exiting while starting: then exit 1 before anything claims to be up."""
     from treatyflow.client import codec_keys
     from treatyflow.devserver import raise_retention, start_dev_server, wait_until_reachable
 
@@ -93,49 +107,383 @@ def up(settings: Settings, *, with_worker: bool) -> int:
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    hangup_ignored = signal.getsignal(signal.SIGHUP) == signal.SIG_IGN  # under nohup: stay up, as asked
+    for sig in (signal.SIGINT, signal.SIGTERM) + (() if hangup_ignored else (signal.SIGHUP,)):
+        signal.signal(sig, stop)
+    if not hangup_ignored and not _die_with_parent(signal.SIGTERM, _PARENT_AT_START):
+        _say("treatyflow: its parent (make) exited while it started: not starting")  # nobody to be up for
+        return 1
+    hung_up = (lambda: False) if hangup_ignored else _terminal_hung_up()
+
+    def stop_asked() -> bool:
+        """A stop signal, or the terminal closed while only `make` (its session leader) got SIGHUP."""
+        return stopping or hung_up()
+
     if with_worker and os.environ.get("TREATYFLOW_MODE", "dev") == "dev":
         settings = dataclasses.replace(settings, dev_mode=True)
+    _lock, refused = _lock_data_dir(settings.data_dir)  # held until this process exits, however it exits
+    refused = refused or _first_port_in_use(settings, with_worker)
+    if refused:
+        _say(refused)
+        return 1
     codec_keys(settings)  # the local key file exists (or fails loudly) before anything starts
-    server = start_dev_server(settings)
-    children: list[subprocess.Popen] = [server]
+    if stop_asked():
+        return 0
+    log = settings.data_dir.resolve() / "temporal-server.log"
+
+    def start_server() -> _Child:
+        offset = log.stat().st_size if log.exists() else 0  # the log is appended to, run after run
+        return _Child("the Temporal dev server", start_dev_server(
+            settings, preexec_fn=_dies_with_this_process(signal.SIGTERM)), f"its log: {log}", log, offset)
+
+    children: list[_Child] = [start_server()]
     try:
         async def prepare() -> None:
-            client = await wait_until_reachable(settings)
-            await raise_retention(client, settings.temporal_namespace, settings.retention_days)
-
-        asyncio.run(prepare())
-        if with_worker:
-            env = {**os.environ, "TREATYFLOW_MODE": os.environ.get("TREATYFLOW_MODE", "dev")}
-            for command in ("worker", "api"):  # stopped in this order: the API drains before the worker goes
-                children.insert(0, subprocess.Popen([sys.executable, "-m", "treatyflow.cli", command], env=env,
-                                                    start_new_session=True))
-        host = settings.temporal_address.rsplit(":", 1)[0]
-        print(f"\ntreatyflow is up (data in {settings.data_dir.resolve()})\n"
-              f"  Temporal UI:       http://{host}:{settings.ui_port}\n"
-              f"  Temporal frontend: {settings.temporal_address} (namespace {settings.temporal_namespace})\n"
-              f"  worker:            {'running on task queue ' + settings.task_queue if with_worker else 'not started'}\n"
-              + (f"  API:               http://{settings.api_host}:{settings.api_port}/v1 "
-                 f"(docs: http://{settings.api_host}:{settings.api_port}/docs)\n"
-                 "  demo keys:         Authorization: Bearer demo-<authority id>, e.g. demo-kz-gpo, demo-uz-gpo,\n"
-                 "                     demo-kz-penal, demo-uz-penal (dev mode only)\n"
-                 "  try:               .venv/bin/treatyflow demo\n" if with_worker else "") +
-              f"  archive:           {settings.archive_dir.resolve()}\n"
-              f"  server log:        {settings.data_dir.resolve() / 'temporal-server.log'}\n"
-              "Ctrl-C stops everything; the next start finds every open case where it was.\n", flush=True)
-        while not stopping and all(c.poll() is None for c in children):
-            time.sleep(0.5)
-        return 0 if stopping else 1
-    finally:
-        for child in children:  # worker first, then the server
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
+            """Every child started from this (main) thread: a parent-death signal follows the thread."""
+            for attempt in range(1, SERVER_ATTEMPTS + 1):
                 try:
-                    child.wait(timeout=30)
+                    client = await _while_alive(children, stop_asked, wait_until_reachable(settings, START_TIMEOUT),
+                                                f"the Temporal dev server to answer on {settings.temporal_address}")
+                    break
+                except _StartFailed:
+                    # The dev server takes a random port for each internal service (and its HTTP
+                    # API, its metrics) by closing a socket bound to port 0 and binding that port
+                    # again later: another socket may take it in between. Not one of ours: again.
+                    server = children[-1]
+                    if (attempt == SERVER_ATTEMPTS or server.process.poll() is None
+                            or not _lost_a_random_port(server, settings, with_worker)):
+                        raise
+                    children[-1] = start_server()
+            await _while_alive(children, stop_asked,
+                               raise_retention(client, settings.temporal_namespace, settings.retention_days),
+                               "the retention of the namespace to be raised")
+            if not with_worker:
+                return
+            env = {**os.environ, "TREATYFLOW_MODE": os.environ.get("TREATYFLOW_MODE", "dev")}
+            for command, name in (("worker", "the worker"), ("api", "the API")):
+                children.insert(0, _Child(name, subprocess.Popen(  # stopped in list order: the API drains first
+                    [sys.executable, "-m", "treatyflow.cli", command], env=env, stdin=subprocess.DEVNULL,
+                    start_new_session=True, preexec_fn=_dies_with_this_process(signal.SIGTERM)),
+                    "its output is above"))
+            await _while_alive(children, stop_asked, _polling(client, settings, children[1].process.pid),
+                               f"the worker to poll task queue {settings.task_queue}")
+            await _while_alive(children, stop_asked, _listening(settings.api_host, settings.api_port),
+                               f"the API to listen on {settings.api_host}:{settings.api_port}")
+
+        try:
+            asyncio.run(prepare())
+        except _Stopped:
+            return 0
+        except _StartFailed as failed:
+            _say(str(failed))
+            return 1
+        host = settings.temporal_address.rsplit(":", 1)[0]
+        _say(f"\ntreatyflow is up (data in {settings.data_dir.resolve()})\n"
+             f"  Temporal UI:       http://{host}:{settings.ui_port}\n"
+             f"  Temporal frontend: {settings.temporal_address} (namespace {settings.temporal_namespace})\n"
+             f"  worker:            {'running on task queue ' + settings.task_queue if with_worker else 'not started'}\n"
+             + (f"  API:               http://{settings.api_host}:{settings.api_port}/v1 "
+                f"(docs: http://{settings.api_host}:{settings.api_port}/docs)\n"
+                "  demo keys:         Authorization: Bearer demo-<authority id>, e.g. demo-kz-gpo, demo-uz-gpo,\n"
+                "                     demo-kz-penal, demo-uz-penal (dev mode only)\n"
+                "  try:               .venv/bin/treatyflow demo\n" if with_worker else "") +
+             f"  archive:           {settings.archive_dir.resolve()}\n"
+             f"  server log:        {log}\n"
+             "Ctrl-C stops everything; the next start finds every open case where it was.\n", sys.stdout)
+        while not stop_asked():
+            for child in children:
+                if child.process.poll() is not None:
+                    _say(f"treatyflow: {child.name} {_exit_status(child.process.returncode)}; stopping the rest "
+                         f"({child.where})")
+                    return 1
+            time.sleep(0.5)
+        return 0
+    finally:
+        for child in children:  # the API first, then the worker, then the server
+            if child.process.poll() is None:
+                child.process.send_signal(signal.SIGTERM)
+                try:
+                    child.process.wait(timeout=30)
                 except subprocess.TimeoutExpired:
-                    child.kill()
-        print("treatyflow stopped.", flush=True)
+                    child.process.kill()
+                    child.process.wait()
+        _say("treatyflow stopped.", sys.stdout)
+
+
+# ---- what `up` needs ----------------------------------------------------------------------------
+
+START_TIMEOUT = 120.0  # seconds each child may take to become ready (a loaded 2-core machine: ~10-30 s)
+SERVER_ATTEMPTS = 3  # starts of the dev server when it loses one of its random ports while starting
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_PARENT_AT_START = os.getppid()  # read at import, before the parent had much time to die
+
+
+@dataclasses.dataclass
+class _Child:
+    name: str
+    process: subprocess.Popen
+    where: str  # where its output goes
+    log: Path | None = None
+    log_offset: int = 0  # where this start's part of ``log`` begins
+
+
+class _StartFailed(Exception):
+    """One line for stderr: which child did not start, and where to look."""
+
+
+class _Stopped(Exception):
+    """A stop signal arrived while starting."""
+
+
+def _say(line: str, stream: TextIO | None = None) -> None:
+    """A line for the terminal, which may be gone (SIGHUP): nothing else depends on it."""
+    try:
+        print(line, file=stream or sys.stderr, flush=True)
+    except OSError:
+        pass
+
+
+def _prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    return prctl
+
+
+def _die_with_parent(sig: int, parent: int) -> bool:
+    """Have the kernel send ``sig`` to this process when its parent (the thread that started it)
+    exits; False when the parent is already gone (the signal would never come)."""
+    prctl = _prctl()
+    if prctl is not None:
+        prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
+    return os.getppid() == parent
+
+
+def _dies_with_this_process(sig: int) -> Callable[[], None] | None:
+    """A ``preexec_fn``: in the child, between fork and exec, ask for ``sig`` when this process
+    exits (even by SIGKILL), and exit at once if it already has. Everything it calls is looked up
+    here, in the parent, so the child runs nothing that could wait on a lock of another thread."""
+    prctl = _prctl()
+    if prctl is None:
+        return None
+    parent, getppid, exit_now = os.getpid(), os.getppid, os._exit
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
+        if getppid() != parent:  # died between fork and prctl
+            exit_now(1)
+    return preexec
+
+
+def _terminal_hung_up() -> Callable[[], bool]:
+    """Whether the terminal on stdin, stdout or stderr has hung up. The kernel sends SIGHUP only to
+    a terminal's session leader: when that is `make` itself (a terminal or task runner starting
+    `make run` directly), make waits for its children on SIGHUP and `up` must see the hang-up."""
+    import select
+
+    ttys = [fd for fd in (0, 1, 2) if os.isatty(fd)]
+    if not ttys:
+        return lambda: False
+    poller = select.poll()
+    for fd in ttys:
+        poller.register(fd, 0)  # no input events: only POLLHUP/POLLERR, always reported
+    return lambda: any(events & (select.POLLHUP | select.POLLERR) for _, events in poller.poll(0))
+
+
+def _lock_data_dir(data_dir: Path) -> tuple[int | None, str | None]:
+    """An exclusive lock on <data dir>/up.lock with this process's pid in it: a second `up` on the
+    same data (one SQLite file, one archive) is refused. The kernel releases it when this process
+    exits, however it exits; the file stays."""
+    import fcntl
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir.resolve() / "up.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by the children
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        other = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        return None, (f"treatyflow: already running on {data_dir.resolve()} (pid {other}, lock {path}): stop it "
+                      "first, or set TREATYFLOW_DATA_DIR to another directory")
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd, None
+
+
+def _ports(settings: Settings, with_worker: bool) -> list[tuple[str, str, int]]:
+    """(what, host, port) of every fixed port `up` will have bound, read from the dev server's own
+    command line. The dev server's other ports (metrics, HTTP API, its internal services) are random
+    free ones unless --metrics-port or --http-port is given."""
+    from treatyflow.devserver import dev_server_command
+
+    cmd = dev_server_command(settings)
+
+    def arg(flag: str) -> str | None:
+        return cmd[cmd.index(flag) + 1] if flag in cmd else None
+
+    ip = arg("--ip") or "localhost"
+    ports = [("the Temporal frontend, TEMPORAL_ADDRESS", ip, int(arg("--port") or 7233)),
+             ("the Temporal UI, TREATYFLOW_UI_PORT", arg("--ui-ip") or ip, int(arg("--ui-port") or 8233))]
+    for flag, what in (("--http-port", "the Temporal HTTP API"), ("--metrics-port", "the Temporal metrics")):
+        if arg(flag):
+            ports.append((what, ip, int(arg(flag) or 0)))
+    if with_worker:
+        ports.append(("the API, TREATYFLOW_API_PORT", settings.api_host, settings.api_port))
+        if settings.worker_metrics:
+            host, port = settings.worker_metrics.rsplit(":", 1)
+            ports.append(("the worker metrics, TREATYFLOW_WORKER_METRICS", host.strip("[]") or "0.0.0.0", int(port)))
+    return ports
+
+
+def _first_port_in_use(settings: Settings, with_worker: bool) -> str | None:
+    """One line for the first port that cannot be bound now, as its server will bind it."""
+    import errno
+    import socket
+
+    for what, host, port in _ports(settings, with_worker):
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: TIME_WAIT is free
+            try:
+                probe.bind((host, port))
+            except OSError as err:
+                if err.errno == errno.EADDRINUSE:
+                    return (f"treatyflow: port {port} on {host} ({what}) is already in use{_holder(port)}: "
+                            "stop what holds it or choose another port")
+                return f"treatyflow: cannot listen on {host}:{port} ({what}): {err.strerror or err}"
+    return None
+
+
+def _holder(port: int) -> str:
+    """`` by pid N (command)`` when a process this user may see listens on ``port`` (Linux /proc)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as rows:
+                for row in list(rows)[1:]:
+                    fields = row.split()
+                    if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                        inodes.add(f"socket:[{fields[9]}]")
+        except (OSError, IndexError, ValueError):
+            continue
+    if not inodes:
+        return ""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if any(os.readlink(f"/proc/{pid}/fd/{fd}") in inodes for fd in os.listdir(f"/proc/{pid}/fd")):
+                with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                    command = cmdline.read().replace(b"\0", b" ").decode(errors="replace").strip()
+                return f" by pid {pid} ({command[:80]})"
+        except OSError:
+            continue
+    return ""
+
+
+def _exit_status(code: int) -> str:
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+def _log_lines(child: _Child) -> list[str]:
+    """The lines ``child`` logged (the first 64 KiB of them), for a dev server that died."""
+    if child.log is None:
+        return []
+    try:
+        with open(child.log, "rb") as f:
+            f.seek(child.log_offset)
+            text = f.read(65536).decode(errors="replace")
+    except OSError:
+        return []
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _last_error(child: _Child) -> str:
+    """The dev server's error (a port it could not bind, ...) from its log, in a few words."""
+    lines = _log_lines(child)
+    for wanted in ("address already in use", "Error", "error", "panic:"):
+        if found := [line for line in lines if wanted in line]:
+            return f": {found[0][:300]}"
+    return f": {lines[-1][:300]}" if lines else ""
+
+
+def _lost_a_random_port(child: _Child, settings: Settings, with_worker: bool) -> bool:
+    """Whether the dev server died on a port in use that is none of `up`'s fixed ports."""
+    import re
+
+    ours = {port for _, _, port in _ports(settings, with_worker)}
+    taken = {int(port) for line in _log_lines(child)
+             for port in re.findall(r"listen tcp \S*:(\d+): bind: address already in use", line)}
+    return bool(taken) and not taken & ours
+
+
+async def _while_alive(children: list[_Child], stopping: Callable[[], bool], step: Awaitable[T], what: str,
+                       timeout: float = START_TIMEOUT) -> T:
+    """``step``'s result, unless a child exits, a stop signal comes or ``timeout`` passes first."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(step)
+    deadline = loop.time() + timeout
+    try:
+        while True:
+            await asyncio.wait({task}, timeout=0.25)
+            for child in children:  # also after ``step``: a frontend that answers may be another server's
+                if child.process.poll() is not None:
+                    raise _StartFailed(f"treatyflow: {child.name} {_exit_status(child.process.returncode)} while "
+                                       f"starting{_last_error(child)} ({child.where})")
+            if stopping():
+                raise _Stopped
+            if task.done():
+                try:
+                    return task.result()
+                except Exception as err:  # noqa: BLE001 - said in one line, with where to look
+                    raise _StartFailed(f"treatyflow: waiting for {what} failed: {type(err).__name__}: "
+                                       f"{str(err).splitlines()[0] if str(err) else ''}") from None
+            if loop.time() > deadline:
+                raise _StartFailed(f"treatyflow: gave up waiting {timeout:.0f} s for {what} (see "
+                                   f"{children[-1].where.removeprefix('its log: ')} and the output above)")
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+
+
+async def _polling(client: Client, settings: Settings, pid: int) -> None:
+    """Until the worker process ``pid`` (Temporal identity ``<pid>@<host>``) polls its task queue."""
+    from temporalio.api.enums.v1 import TaskQueueType
+    from temporalio.api.taskqueue.v1 import TaskQueue
+    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+
+    request = DescribeTaskQueueRequest(namespace=settings.temporal_namespace,
+                                       task_queue=TaskQueue(name=settings.task_queue),
+                                       task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW)
+    while not any(poller.identity.startswith(f"{pid}@")
+                  for poller in (await client.workflow_service.describe_task_queue(request)).pollers):
+        await asyncio.sleep(0.25)
+
+
+async def _listening(host: str, port: int) -> None:
+    """Until ``host:port`` accepts a connection (uvicorn listens once its start-up has connected)."""
+    while True:
+        try:
+            _, writer = await asyncio.open_connection(host, port)
+        except OSError:
+            await asyncio.sleep(0.25)
+            continue
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return
 
 
 async def setup(settings: Settings) -> int:

@@ -8,6 +8,7 @@ import asyncio
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -57,11 +58,13 @@ def dev_server_command(settings: Settings, host: str = "127.0.0.1") -> list[str]
     return cmd
 
 
-def start_dev_server(settings: Settings) -> subprocess.Popen:
+def start_dev_server(settings: Settings, *, preexec_fn: Callable[[], None] | None = None) -> subprocess.Popen:
+    """In its own session (a terminal's Ctrl-C reaches only `treatyflow up`, which stops it in
+    order); ``preexec_fn`` runs in the child before exec (`up` makes it die with its parent)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    log = open(settings.data_dir / "temporal-server.log", "ab")
-    return subprocess.Popen(dev_server_command(settings), stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    with open(settings.data_dir / "temporal-server.log", "ab") as log:
+        return subprocess.Popen(dev_server_command(settings), stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=preexec_fn)
 
 
 async def wait_until_reachable(settings: Settings, timeout: float = 60.0) -> Client:
