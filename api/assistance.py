@@ -26,6 +26,7 @@ from domain.reference import Authority
 from treatyflow.cases import act as act_on, assistance_handle, measure_handle, open_assistance
 from workflows.assistance import AssistanceWorkflow
 from workflows.measure import MeasureWorkflow
+from workflows.rejection import only, or_list
 
 router = APIRouter(prefix="/v1/assistance-requests", tags=["assistance"])
 Caller = Annotated[Authority, Depends(caller)]
@@ -42,10 +43,11 @@ async def find(request: Request, who: Authority, reference: str) -> Found:
              responses={200: {"description": "the same request again: the existing case"}})
 async def file_request(request: Request, response: Response, who: Caller) -> Any:
     if who.role != CENTRAL:
-        raise deny(request, who, "only a central authority files a request for assistance")
+        raise deny(request, who, only("file a request for assistance", central_of(request, who.state)))
     body = await parse(request, AssistanceRequest)
     if who.state != body.requesting_state:
-        raise deny(request, who, "a request is filed by the requesting state's central authority", body.reference)
+        raise deny(request, who, f"{who.id} files requests of {who.state} only: requesting_state must be {who.state}",
+                   body.reference)
     today = utc_today()
     body = body.model_copy(update={"received_on": body.received_on or today})
     return await open_or_find(request, response, who, "assistance", body,
@@ -62,7 +64,8 @@ async def list_requests(request: Request, who: Caller, stage: AssistanceStage | 
     # Lists name every request of the state, confidential ones included: central authorities only.
     # Courts and executing authorities find their measures in their inbox.
     if who.role != CENTRAL:
-        raise deny(request, who, "lists of assistance requests are for central authorities; see /v1/inbox")
+        raise deny(request, who, f"only central authorities list requests for assistance: {who.id} finds the "
+                                 "measures awaiting it in /v1/inbox")
     return await list_cases(request, "assistance", who, stage=stage, partner=state, page_size=page_size,
                             page_token=page_token)
 
@@ -75,55 +78,73 @@ async def read_request(request: Request, reference: str, who: Caller) -> Assista
 async def act(request: Request, who: Authority, reference: str, found: Found, handle: WorkflowHandle,
               update: Any, body: Any, view: Any) -> Any:
     if not found.live:
-        raise conflict(f"the request is closed ({found.view.stage})")
+        raise conflict(f"the request is closed ({found.view.stage}): no more acts are possible on it")
     try:
         return await within(request.app.state.settings.api_timeout, act_on(handle, update, who.id, body, view))
     except WorkflowUpdateFailedError as err:
         raise act_refused(err) from None
     except RPCError as err:
         if closed_meanwhile(err):
-            raise conflict("the request or measure is closed") from None
+            raise conflict("the request or the measure has closed: no more acts are possible on it") from None
         raise
 
 
+def central_of(request: Request, state: str) -> tuple[str, list[tuple[str, str]]]:
+    """The central authority of ``state``, for a message saying who may act."""
+    return state, [(a.role, a.id) for a in request.app.state.reference.authorities_of(state) if a.role == CENTRAL]
+
+
 async def request_act(request: Request, who: Authority, reference: str, update: Any, model: type,
-                      allowed: Callable[[AssistanceView], bool], what: str) -> AssistanceView:
+                      side: str, what: str) -> AssistanceView:
+    """An act of the central authority of the request's ``side`` state (requesting, requested)."""
     found = await find(request, who, reference)
-    if not allowed(found.view):
-        raise deny(request, who, f"{who.id} may not {what} in this request", reference)
+    state = getattr(found.view, f"{side}_state")
+    if not (who.role == CENTRAL and who.state == state):
+        raise deny(request, who, only(what, central_of(request, state)), reference)
     body = await parse(request, model)
     return await act(request, who, reference, found, found.handle, update, body, AssistanceWorkflow.view)
 
 
 @router.post("/{reference}/review", response_model=AssistanceView)
 async def review(request: Request, reference: str, who: Caller) -> AssistanceView:
-    return await request_act(request, who, reference, AssistanceWorkflow.record_review, Review,
-                             lambda v: who.role == CENTRAL and who.state == v.requested_state, "review")
+    return await request_act(request, who, reference, AssistanceWorkflow.record_review, Review, "requested",
+                             "review this request")
 
 
 @router.post("/{reference}/information", response_model=AssistanceView)
 async def answer_information(request: Request, reference: str, who: Caller) -> AssistanceView:
     return await request_act(request, who, reference, AssistanceWorkflow.record_information, InformationAnswer,
-                             lambda v: who.role == CENTRAL and who.state == v.requesting_state, "answer")
+                             "requesting", "answer the questions of this request")
 
 
 @router.post("/{reference}/withdrawal", response_model=AssistanceView)
 async def withdraw(request: Request, reference: str, who: Caller) -> AssistanceView:
     return await request_act(request, who, reference, AssistanceWorkflow.withdraw, AssistanceWithdrawal,
-                             lambda v: who.role == CENTRAL and who.state == v.requesting_state, "withdraw")
+                             "requesting", "withdraw this request")
+
+
+MEASURE_CLOSED = {
+    "not_permitted": "measure {id} is not permitted ({grounds}): no act is possible on it",
+    "pending": "measure {id} is pending: no act is possible on it until the request is accepted",
+    "cancelled": "measure {id} is cancelled (the request was withdrawn): no more acts are possible on it",
+}
 
 
 async def measure_act(request: Request, who: Authority, reference: str, measure_id: str, update: Any, model: type,
-                      allowed: Callable[[MeasureView, AssistanceView], bool], what: str) -> AssistanceView:
+                      allowed: Callable[[MeasureView, AssistanceView], bool], what: str,
+                      acting: Callable[[MeasureView, AssistanceView], list[tuple[str, str]]]) -> AssistanceView:
+    """``acting``: the (role, authority id) pairs of the requested state who may, for the message."""
     found = await find(request, who, reference)
     measure = next((m for m in found.view.measures if m.id == measure_id), None)
     if measure is None:
-        raise not_found("measure")
+        raise not_found("measure", "the measures of this request are "
+                                   + or_list((m.id for m in found.view.measures), "and"))
     if not allowed(measure, found.view):
-        raise deny(request, who, f"{who.id} may not {what} measure {measure_id}", reference)
+        raise deny(request, who, only(f"{what} measure {measure_id}", (found.view.requested_state,
+                                                                          acting(measure, found.view))), reference)
     body = await parse(request, model)
-    if measure.stage in ("not_permitted", "pending", "cancelled"):
-        raise conflict(f"measure {measure_id} is {measure.stage}")
+    if measure.stage in MEASURE_CLOSED:
+        raise conflict(MEASURE_CLOSED[measure.stage].format(id=measure_id, grounds=", ".join(measure.grounds)))
     changed: MeasureView = await act(request, who, reference, found,
                                      measure_handle(request.app.state.client, reference, measure_id), update, body,
                                      MeasureWorkflow.view)
@@ -148,14 +169,27 @@ def with_measure(view: AssistanceView, changed: MeasureView) -> AssistanceView:
 
 @router.post("/{reference}/measures/{measure_id}/authorisation", response_model=AssistanceView)
 async def authorise(request: Request, reference: str, measure_id: str, who: Caller) -> AssistanceView:
-    court = authorising_court(request.app.state.reference, who.state)
+    ref = request.app.state.reference
+    court = authorising_court(ref, who.state)
+
+    def courts(m: MeasureView, v: AssistanceView) -> list[tuple[str, str]]:
+        by = m.court or authorising_court(ref, v.requested_state)
+        return [(getattr(ref.authority(by), "role", "court"), by)]
+
     return await measure_act(request, who, reference, measure_id, MeasureWorkflow.authorise, Authorisation,
-                             lambda m, v: who.state == v.requested_state and who.id == court, "authorise")
+                             lambda m, v: who.state == v.requested_state and who.id == court, "authorise", courts)
 
 
 @router.post("/{reference}/measures/{measure_id}/result", response_model=AssistanceView)
 async def report_result(request: Request, reference: str, measure_id: str, who: Caller) -> AssistanceView:
+    ref = request.app.state.reference
+
+    def reporters(m: MeasureView, v: AssistanceView) -> list[tuple[str, str]]:
+        assigned = [(getattr(ref.authority(m.assigned_to), "role", "executing_authority"), m.assigned_to)] \
+            if m.assigned_to else []
+        return assigned + central_of(request, v.requested_state)[1]
+
     return await measure_act(
         request, who, reference, measure_id, MeasureWorkflow.report_result, MeasureResult,
         lambda m, v: who.state == v.requested_state and (who.id == m.assigned_to or who.role == CENTRAL),
-        "report the result of")
+        "report the result of", reporters)

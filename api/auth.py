@@ -24,11 +24,19 @@ async def caller(request: Request) -> Authority:
     authority = request.app.state.keys.authority_for(key.strip()) if scheme.lower() == "bearer" and key else None
     if authority is None:
         refused(request, None, 401)
-        raise unauthenticated()
+        raise unauthenticated(dev_example(request))
     request.state.authority = authority
     request.app.state.limiter.check(authority.id)
     structlog.contextvars.bind_contextvars(authority=authority.id)
     return authority
+
+
+def dev_example(request: Request) -> str | None:
+    """In dev mode only: an authority id of the directory, for the 401's hint at the demo keys."""
+    app = request.app.state
+    if not app.keys.dev_mode or not app.reference.authorities:
+        return None
+    return app.reference.authorities[0].id
 
 
 def refused(request: Request, authority: Authority | None, status: int, reference: str | None = None) -> None:
@@ -44,9 +52,11 @@ def deny(request: Request, who: Authority, message: str, reference: str | None =
     return forbidden(message)
 
 
-def hide(request: Request, who: Authority, reference: str) -> ApiError:
-    """A third state learns nothing: the same 404 as for a case that does not exist."""
+def hide(request: Request, who: Authority, reference: str, kind: str = "case", hint: str = "") -> ApiError:
+    """A third state learns nothing: the same 404 as for a case that does not exist. ``hint``
+    (the reference is a case of the other kind, which the caller may read) must not depend on
+    whether a case of ``kind`` exists."""
     from api.errors import not_found
 
     refused(request, who, 404, reference)
-    return not_found("case")
+    return not_found(kind, hint)

@@ -16,13 +16,13 @@ M = TypeVar("M", bound=BaseModel)
 async def parse(request: Request, model: type[M]) -> M:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/json":
-        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+        raise ApiError(415, "unsupported_media_type", "send the body as JSON, with Content-Type: application/json")
     raw = await request.body()
     try:
         return model.model_validate_json(raw or b"", strict=True)
     except ValidationError as exc:
         if any(e.get("type") == "json_invalid" for e in exc.errors()):
-            raise invalid([("(body)", "not valid JSON")]) from None
+            raise invalid([("(body)", "the body is not valid JSON: send one JSON object in UTF-8")]) from None
         raise invalid(problems_of(exc)) from None
 
 

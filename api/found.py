@@ -11,6 +11,7 @@ from typing import Any
 
 from collections.abc import Awaitable, Callable
 
+import structlog
 from fastapi import Request, Response
 from pydantic import BaseModel
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
@@ -19,9 +20,15 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.auth import ROLES_IN, deny, hide
 from api.engine import act_refused, within
 from api.errors import conflict, invalid
+from domain.assistance import AssistanceView
 from domain.reference import Authority
-from domain.transfer import request_digest
-from treatyflow.cases import CaseClosed, ReferenceTaken
+from domain.transfer import TransferView, request_digest
+from treatyflow.cases import CaseClosed, ReferenceTaken, assistance_handle, transfer_handle
+from workflows.assistance import AssistanceWorkflow
+from workflows.rejection import a_role, and_list, reference_taken
+from workflows.transfer import TransferWorkflow
+
+log = structlog.get_logger("treatyflow.api")
 
 REFERENCE = re.compile(r"^[A-Za-z0-9._-]{3,64}$")  # as domain.transfer.Reference
 
@@ -33,11 +40,17 @@ class Found:
     live: bool
 
 
+KINDS = {"transfer": "transfer cases", "assistance": "requests for assistance"}
+A_KIND = {"transfer": "a transfer case", "assistance": "a request for assistance"}
+PATHS = {"transfer": "/v1/transfers", "assistance": "/v1/assistance-requests"}
+OTHER_KIND = {"transfer": "assistance", "assistance": "transfer"}
+
+
 def role_has_no_part(who: Authority, kind: str) -> str:
     plural = {"central_authority": "central authorities", "prison_service": "prison services", "court": "courts",
               "executing_authority": "executing authorities"}
-    roles = ", ".join(plural[r] for r in sorted(ROLES_IN[kind]))
-    return f"{who.id} is a {who.role.replace('_', ' ')}: only {roles} take part in {kind} cases"
+    roles = and_list(plural[r] for r in sorted(ROLES_IN[kind]))
+    return f"{who.id} is {a_role(who.role)}: only {roles} take part in {KINDS[kind]}"
 
 
 def states_of(view: Any) -> tuple[str, str]:
@@ -54,13 +67,57 @@ def may_see_confidential(who: Authority, view: Any) -> bool:
     return who.role == "central_authority" or who.id in involved
 
 
+def visible(who: Authority, kind: str, view: Any) -> bool:
+    """Whether ``who`` (of a role with a part in ``kind``) may read the case: an authority of one
+    of its two states, and of a confidential request only those ``may_see_confidential`` names."""
+    if who.state not in states_of(view):
+        return False
+    return not (kind == "assistance" and view.confidential and not may_see_confidential(who, view))
+
+
+async def other_kind_hint(request: Request, who: Authority, kind: str, reference: str) -> str:
+    """For the 404 of ``kind``: ``KZ-1 is a request for assistance, see /v1/assistance-requests/KZ-1``
+    when the reference is a case of the other kind that ``who`` may read there (by the rules of
+    ``find_case``); else nothing. It never depends on a case of ``kind`` (a third state's 404 stays
+    the one of a missing case), and a lookup that fails only leaves the hint out."""
+    other = OTHER_KIND[kind]
+    if who.role not in ROLES_IN[other]:
+        return ""
+    app = request.app.state
+    if other == "transfer":
+        handle, view_type, query = transfer_handle(app.client, reference), TransferView, TransferWorkflow.view
+    else:
+        handle, view_type, query = assistance_handle(app.client, reference), AssistanceView, AssistanceWorkflow.view
+    try:
+        try:
+            described = await within(app.settings.api_timeout, handle.describe())
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+            described = None
+        if described is not None and described.status == WorkflowExecutionStatus.RUNNING:
+            view = await within(app.settings.api_timeout, handle.query(query))
+        else:
+            archived = await app.archive.read(other, reference)
+            if archived is None and described is None:
+                return ""
+            view = (view_type.model_validate(archived.view) if archived
+                    else await within(app.settings.api_timeout, handle.query(query)))
+    except Exception as exc:  # noqa: BLE001 - a hint, never a reason for the 404 to fail
+        log.warning("hint lookup failed", kind=other, cause=type(exc).__name__)
+        return ""
+    if not visible(who, other, view):
+        return ""
+    return f"{reference} is {A_KIND[other]}, see {PATHS[other]}/{reference}"
+
+
 async def find_case(request: Request, who: Authority, kind: str, reference: str, handle: WorkflowHandle,
                     view_type: type[BaseModel], query: Any) -> Found:
     app = request.app.state
     if who.role not in ROLES_IN[kind]:  # before any lookup: the answer reveals nothing
         raise deny(request, who, role_has_no_part(who, kind), reference[:64])
     if not REFERENCE.match(reference):  # no case can have it: the same 404, without asking anyone
-        raise hide(request, who, reference[:64])
+        raise hide(request, who, reference[:64], kind)
     try:
         described = await within(app.settings.api_timeout, handle.describe())
     except RPCError as err:
@@ -72,15 +129,13 @@ async def find_case(request: Request, who: Authority, kind: str, reference: str,
     else:
         archived = await app.archive.read(kind, reference)
         if archived is None and described is None:
-            raise hide(request, who, reference)
+            raise hide(request, who, reference, kind, await other_kind_hint(request, who, kind, reference))
         # closed, and its record not (yet) archived: the workflow's last view, while it is retained
         view = (view_type.model_validate(archived.view) if archived
                 else await within(app.settings.api_timeout, handle.query(query)))
         found = Found(view, handle, live=False)
-    if who.state not in states_of(found.view):
-        raise hide(request, who, reference)
-    if kind == "assistance" and found.view.confidential and not may_see_confidential(who, found.view):
-        raise hide(request, who, reference)
+    if not visible(who, kind, found.view):
+        raise hide(request, who, reference, kind, await other_kind_hint(request, who, kind, reference))
     return found
 
 
@@ -92,7 +147,7 @@ async def open_or_find(request: Request, response: Response, who: Authority, kin
     app = request.app.state
     if problems:
         raise invalid(problems)
-    taken = conflict(f"reference {body.reference} is already used by a different request")
+    taken = conflict(reference_taken(body.reference))
 
     async def from_archive() -> Any:
         archived = await app.archive.read(kind, body.reference)

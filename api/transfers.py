@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -22,6 +23,7 @@ from domain.transfer import (
     Withdrawal,
 )
 from treatyflow.cases import act as act_on, open_transfer, transfer_handle
+from workflows.rejection import only
 from workflows.transfer import TransferWorkflow
 
 router = APIRouter(prefix="/v1/transfers", tags=["transfers"])
@@ -38,10 +40,11 @@ async def find(request: Request, who: Authority, reference: str) -> Found:
              responses={200: {"description": "the same request again: the existing case"}})
 async def open_case(request: Request, response: Response, who: Caller) -> Any:
     if who.role != CENTRAL:
-        raise deny(request, who, "only a central authority opens a transfer case")
+        raise deny(request, who, only("open a transfer case", acting(request, who.state, {CENTRAL})))
     body = await parse(request, TransferRequest)
     if who.state not in (body.sentencing_state, body.administering_state):
-        raise deny(request, who, f"{who.state} is not a party to this transfer", body.reference)
+        raise deny(request, who, f"{who.id} opens transfers of {who.state} only: sentencing_state or "
+                                 f"administering_state must be {who.state}", body.reference)
     today = utc_today()
     body = body.model_copy(update={"received_on": body.received_on or today})
     return await open_or_find(request, response, who, "transfer", body,
@@ -66,33 +69,56 @@ async def read_case(request: Request, reference: str, who: Caller) -> TransferVi
     return (await find(request, who, reference)).view
 
 
-def of_state(role_ok: set[str], side: str) -> Callable[[Authority, TransferView], bool]:
-    def allowed(who: Authority, view: TransferView) -> bool:
-        return who.role in role_ok and who.state == getattr(view, f"{side}_state")
-    return allowed
+@dataclass(frozen=True)
+class May:
+    """Who may take an act: the authorities of ``roles`` of the case's ``side`` state (of either
+    state when ``side`` is None)."""
+
+    roles: frozenset[str]
+    side: str | None
+
+    def __call__(self, who: Authority, view: TransferView) -> bool:
+        return who.role in self.roles and (self.side is None or who.state == getattr(view, f"{self.side}_state"))
+
+    def states(self, view: TransferView) -> list[str]:
+        return [getattr(view, f"{self.side}_state")] if self.side else [view.sentencing_state, view.administering_state]
+
+
+def of_state(role_ok: set[str], side: str | None) -> May:
+    return May(frozenset(role_ok), side)
+
+
+ROLE_ORDER = (CENTRAL, PRISON, "court", "executing_authority")
+
+
+def acting(request: Request, state: str, roles: set[str] | frozenset[str]) -> tuple[str, list[tuple[str, str]]]:
+    """The authorities of ``state`` of ``roles`` in the directory, for a message saying who may act."""
+    found = [a for a in request.app.state.reference.authorities_of(state) if a.role in roles]
+    found.sort(key=lambda a: ROLE_ORDER.index(a.role) if a.role in ROLE_ORDER else len(ROLE_ORDER))
+    return state, [(a.role, a.id) for a in found]
 
 
 async def act(request: Request, who: Authority, reference: str, update: Any, model: type,
-              allowed: Callable[[Authority, TransferView], bool], what: str,
-              check: Callable[[Any, TransferView], None] | None = None) -> TransferView:
+              allowed: May, what: str, check: Callable[[Any, TransferView], None] | None = None) -> TransferView:
     """401 → 404 → 403 → 422 → 409, then the act as a workflow update whose validator has the
     last word; the answer is the case view once the act took effect."""
     app = request.app.state
     found = await find(request, who, reference)
     if not allowed(who, found.view):
-        raise deny(request, who, f"{who.id} may not {what} in this case", reference)
+        raise deny(request, who, only(what, *(acting(request, s, allowed.roles) for s in allowed.states(found.view))),
+                   reference)
     body = await parse(request, model)
     if check:
         check(body, found.view)
     if not found.live:
-        raise conflict(f"the case is closed ({found.view.stage})")
+        raise conflict(f"the case is closed ({found.view.stage}): no more acts are possible on it")
     try:
         return await within(app.settings.api_timeout, act_on(found.handle, update, who.id, body, TransferWorkflow.view))
     except WorkflowUpdateFailedError as err:
         raise act_refused(err) from None
     except RPCError as err:
         if closed_meanwhile(err):
-            raise conflict("the case is closed") from None
+            raise conflict("the case has closed: no more acts are possible on it") from None
         raise
 
 
@@ -112,12 +138,14 @@ async def record_legal_review(request: Request, reference: str, who: Caller) -> 
 async def record_decision(request: Request, reference: str, who: Caller) -> TransferView:
     def for_own_state(decision: Decision, view: TransferView) -> None:
         if decision.state not in (view.sentencing_state, view.administering_state):
-            raise invalid([("state", f"state must be {view.sentencing_state} or {view.administering_state}")])
+            raise invalid([("state", f"state must be {view.sentencing_state} or {view.administering_state}, "
+                                     "a state of this case")])
         if decision.state != who.state:
-            raise deny(request, who, f"{who.id} may not decide for {decision.state}", reference)
+            raise deny(request, who, only(f"decide for {decision.state}", acting(request, decision.state, {CENTRAL})),
+                       reference)
 
     return await act(request, who, reference, TransferWorkflow.record_decision, Decision,
-                     lambda w, _: w.role == CENTRAL, "decide", for_own_state)
+                     of_state({CENTRAL}, None), "decide", for_own_state)
 
 
 @router.post("/{reference}/handover", response_model=TransferView)

@@ -58,10 +58,12 @@ class AssistanceRequest(Body):
     @model_validator(mode="after")
     def _consistent(self) -> AssistanceRequest:
         if self.requesting_state == self.requested_state:
-            raise ValueError("requested_state: requesting_state and requested_state must differ")
+            raise ValueError("requested_state: requested_state must differ from requesting_state")
         ids = [m.id for m in self.measures]
         if len(set(ids)) != len(ids):
-            raise ValueError("measures: measure ids must be unique within the request")
+            twice = sorted({i for i in ids if ids.count(i) > 1})
+            raise ValueError(f"measures: measures must each have an id of their own ({', '.join(twice)} "
+                             f"{'is' if len(twice) == 1 else 'are'} used more than once)")
         if self.respond_by and self.received_on and self.respond_by < self.received_on:
             raise ValueError("respond_by: respond_by may not lie before received_on")
         return self
@@ -85,13 +87,17 @@ class Review(Body):
         unused = [f for f in ("grounds", "questions", "postpone_until", "dual_criminality")
                   if f not in uses and getattr(self, f)]
         if unused:
-            raise ValueError(f"{unused[0]}: {', '.join(unused)} must be empty for {self.decision}")
+            listed = ", ".join(unused[:-1]) + " and " + unused[-1] if len(unused) > 1 else unused[0]
+            raise ValueError(f"{unused[0]}: {listed} must be empty when the decision is {self.decision}")
         if self.decision == "refuse" and not self.grounds:
-            raise ValueError("grounds: grounds are required to refuse")
+            raise ValueError("grounds: grounds are required to refuse: cite at least one")
         if self.decision == "request_information" and not self.questions:
             raise ValueError("questions: questions are required to request information")
-        if self.decision == "postpone" and (self.postpone_until is None or not self.note):
-            raise ValueError(f"{'postpone_until' if self.postpone_until is None else 'note'}: postpone needs postpone_until and a note giving the reason")
+        if self.decision == "postpone" and self.postpone_until is None:
+            raise ValueError("postpone_until: postpone_until is required to postpone: give the day the review "
+                             "resumes" + (", and a note giving the reason" if not self.note else ""))
+        if self.decision == "postpone" and not self.note:
+            raise ValueError("note: note is required to postpone: give the reason")
         return self
 
 
@@ -124,10 +130,12 @@ class MeasureResult(Body):
     @model_validator(mode="after")
     def _evidence(self) -> MeasureResult:
         if self.outcome == "executed" and not self.evidence:
-            raise ValueError("evidence: an executed measure needs at least one evidence item")
+            raise ValueError("evidence: evidence must list at least one item when the outcome is executed")
         ids = [e.item_id for e in self.evidence]
         if len(set(ids)) != len(ids):
-            raise ValueError("evidence: evidence item ids must be unique within the result")
+            twice = sorted({i for i in ids if ids.count(i) > 1})
+            raise ValueError(f"evidence: evidence items must each have an item_id of their own ({', '.join(twice)} "
+                             f"{'is' if len(twice) == 1 else 'are'} used more than once)")
         return self
 
 

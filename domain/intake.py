@@ -30,6 +30,11 @@ def years_after(day: date, years: int) -> date | None:
         return day.replace(year=day.year + years, day=28)
 
 
+def unknown_iccs(field: str, code: str) -> Problem:
+    return (field, f"{field} must be a code of ICCS 1.0, and {code} is not one: give a listed code, or leave iccs "
+                   "out")
+
+
 def reference_problems(reference: str, opening_state: str) -> list[Problem]:
     """A case's reference begins with the code of the state that opens it and a hyphen
     (``KZ-UZ-2026-0001`` opened by Kazakhstan): no state can occupy or probe another's references."""
@@ -49,11 +54,11 @@ def transfer_problems(request: TransferRequest, today: date, ref: Reference) -> 
         problems += not_in_future("declaration.signed_on", request.declaration.signed_on, today)
     if request.received_on and request.judgment.date > request.received_on:
         problems.append(("judgment.date", "judgment.date may not lie after received_on"))
-    if request.sentence.start_date > date(today.year + 100, 1, 1):
-        problems.append(("sentence.start_date", "sentence.start_date is implausibly far in the future"))
+    if request.sentence.start_date > (latest_start := date(today.year + 100, 1, 1)):
+        problems.append(("sentence.start_date", f"sentence.start_date may not lie after {latest_start}"))
     for i, offence in enumerate(request.judgment.offences):
         if offence.iccs and not ref.iccs.is_valid(offence.iccs):
-            problems.append((f"judgment.offences.{i}.iccs", f"unknown ICCS code {offence.iccs}"))
+            problems.append(unknown_iccs(f"judgment.offences.{i}.iccs", offence.iccs))
     return problems
 
 
@@ -71,5 +76,5 @@ def assistance_problems(request: AssistanceRequest, today: date, ref: Reference)
                                            f"after received_on"))
     for i, offence in enumerate(request.offences):
         if offence.iccs and not ref.iccs.is_valid(offence.iccs):
-            problems.append((f"offences.{i}.iccs", f"unknown ICCS code {offence.iccs}"))
+            problems.append(unknown_iccs(f"offences.{i}.iccs", offence.iccs))
     return problems

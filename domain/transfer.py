@@ -27,8 +27,9 @@ from domain.case import CaseEvent, PendingAction
 @dataclass(frozen=True)
 class AtMost:
     """Annotation: at most ``limit`` characters of a string, items of a list, or as the value of an
-    integer. The error says it plainly ("at most 50 offences", "at most 10,000 characters") and the
-    JSON schema carries the bound (maxLength, maxItems, maximum)."""
+    integer. The error says it plainly, to follow the field's name ("may have at most 50
+    offences", "may be at most 100 years") and the JSON schema carries the bound (maxLength,
+    maxItems, maximum)."""
 
     limit: int
     unit: str
@@ -45,7 +46,8 @@ class AtMost:
         size = value if isinstance(value, int) else len(value)
         if size > self.limit:
             raise PydanticCustomError("too_large" if isinstance(value, int) else "too_long",
-                                      f"at most {self.limit:,} {self.unit}", {"max": self.limit})
+                                      f"may {'be' if isinstance(value, int) else 'have'} at most {self.limit:,} "
+                                      f"{self.unit}", {"max": self.limit})
         return value
 
 
@@ -54,7 +56,7 @@ EARLIEST_DAY = date(1900, 1, 1)
 
 def _from_earliest_day(day: date) -> date:
     if day < EARLIEST_DAY:
-        raise PydanticCustomError("date_too_early", "dates from 1900-01-01 on")
+        raise PydanticCustomError("date_too_early", "must be 1900-01-01 or later")
     return day
 
 
@@ -131,9 +133,10 @@ class Sentence(Body):
     def _term(self) -> Sentence:
         term = (self.years, self.months, self.days)
         if self.indeterminate and any(term):
-            raise ValueError("years: an indeterminate sentence has no years, months or days")
+            raise ValueError("years: an indeterminate sentence has no term: send years, months and days as 0")
         if not self.indeterminate and not any(term):
-            raise ValueError("years: a determinate sentence needs years, months or days")
+            raise ValueError("years: a determinate sentence needs a term: send years, months or days (or set "
+                             "indeterminate to true)")
         return self
 
 
@@ -160,7 +163,8 @@ class Declaration(Body):
     def _freely_and_informed(self) -> Declaration:
         missing = [f for f in ("voluntary", "informed_of_consequences") if not getattr(self, f)]
         if missing:
-            raise ValueError(f"{missing[0]}: a declaration must be {' and '.join(missing)} (true)")
+            raise ValueError(f"{missing[0]}: {' and '.join(missing)} must be true: a declaration counts only when "
+                             "the person made it voluntarily and informed of its consequences")
         return self
 
 
@@ -179,7 +183,7 @@ class TransferRequest(Body):
     @model_validator(mode="after")
     def _consistent(self) -> TransferRequest:
         if self.sentencing_state == self.administering_state:
-            raise ValueError("administering_state: sentencing_state and administering_state must differ")
+            raise ValueError("administering_state: administering_state must differ from sentencing_state")
         if self.received_on and self.judgment.date > self.received_on:
             raise ValueError("judgment.date: judgment.date may not lie after received_on")
         return self
@@ -208,11 +212,13 @@ class Decision(Body):
     @model_validator(mode="after")
     def _grounds(self) -> Decision:
         if self.decision == "refuse" and not self.grounds:
-            raise ValueError("grounds: grounds are required to refuse")
+            raise ValueError("grounds: grounds are required to refuse: cite at least one")
         if self.decision == "consent" and self.grounds:
-            raise ValueError("grounds: grounds must be empty for consent")
-        if len(set(self.grounds)) != len(self.grounds):
-            raise ValueError("grounds: a ground is cited twice")
+            raise ValueError("grounds: grounds must be empty to consent")
+        twice = sorted({g for g in self.grounds if self.grounds.count(g) > 1})
+        if twice:
+            raise ValueError(f"grounds: grounds must cite each ground once ({', '.join(twice)} "
+                             f"{'is' if len(twice) == 1 else 'are'} cited more than once)")
         return self
 
 

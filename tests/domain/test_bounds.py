@@ -80,7 +80,7 @@ def problems(model: type[BaseModel], body: dict[str, Any]) -> list[tuple[str, st
 
 # (id, model, base body, field path, value at the limit, value just over it, message)
 Sized = Callable[[int], Any]
-TEXT, NAME = "at most 10,000 characters", "at most 300 characters"
+TEXT, NAME = "may have at most 10,000 characters", "may have at most 300 characters"
 
 
 def chars(n: int) -> str:
@@ -90,13 +90,13 @@ def chars(n: int) -> str:
 BOUNDS: list[tuple[str, type[BaseModel], dict[str, Any], str, Sized, int, str]] = [
     # the transfer request
     ("offences", TransferRequest, TRANSFER, "judgment.offences", lambda n: [OFFENCE] * n, 50,
-     "at most 50 offences"),
+     "may have at most 50 offences"),
     ("financial obligations", TransferRequest, TRANSFER, "financial_obligations", lambda n: [OBLIGATION] * n, 50,
-     "at most 50 financial obligations"),
+     "may have at most 50 financial obligations"),
     ("pending proceedings", TransferRequest, TRANSFER, "pending_proceedings", lambda n: [PROCEEDING] * n, 20,
-     "at most 20 pending proceedings"),
+     "may have at most 20 pending proceedings"),
     ("citizenships", TransferRequest, TRANSFER, "person.citizenships", lambda n: ["UZ"] * n, 20,
-     "at most 20 citizenships"),
+     "may have at most 20 citizenships"),
     ("full name", TransferRequest, TRANSFER, "person.full_name", chars, 300, NAME),
     ("court", TransferRequest, TRANSFER, "judgment.court", chars, 300, NAME),
     ("offence description", TransferRequest, TRANSFER, "judgment.offences.0.description", chars, 10_000, TEXT),
@@ -104,12 +104,12 @@ BOUNDS: list[tuple[str, type[BaseModel], dict[str, Any], str, Sized, int, str]] 
      "financial_obligations.0.description", chars, 10_000, TEXT),
     ("proceeding description", TransferRequest, {**TRANSFER, "pending_proceedings": [PROCEEDING]},
      "pending_proceedings.0.description", chars, 10_000, TEXT),
-    ("years", TransferRequest, TRANSFER, "sentence.years", int, 100, "at most 100 years"),
-    ("months", TransferRequest, TRANSFER, "sentence.months", int, 1_200, "at most 1,200 months"),
-    ("days", TransferRequest, TRANSFER, "sentence.days", int, 36_600, "at most 36,600 days"),
+    ("years", TransferRequest, TRANSFER, "sentence.years", int, 100, "may be at most 100 years"),
+    ("months", TransferRequest, TRANSFER, "sentence.months", int, 1_200, "may be at most 1,200 months"),
+    ("days", TransferRequest, TRANSFER, "sentence.days", int, 36_600, "may be at most 36,600 days"),
     ("pre-trial credit", TransferRequest, TRANSFER, "sentence.pretrial_credit_days", int, 36_600,
-     "at most 36,600 days"),
-    ("remission", TransferRequest, TRANSFER, "sentence.remission_days", int, 36_600, "at most 36,600 days"),
+     "may be at most 36,600 days"),
+    ("remission", TransferRequest, TRANSFER, "sentence.remission_days", int, 36_600, "may be at most 36,600 days"),
     # the acts on a transfer
     ("legal review note", LegalReview, {"dual_criminality": "satisfied", "note": ""}, "note", chars, 10_000, TEXT),
     ("decision note", Decision, {"state": "UZ", "decision": "consent", "note": ""}, "note", chars, 10_000, TEXT),
@@ -121,9 +121,9 @@ BOUNDS: list[tuple[str, type[BaseModel], dict[str, Any], str, Sized, int, str]] 
     ("purpose", AssistanceRequest, REQUEST, "purpose", chars, 10_000, TEXT),
     ("facts", AssistanceRequest, REQUEST, "facts", chars, 10_000, TEXT),
     ("assistance offences", AssistanceRequest, REQUEST, "offences", lambda n: [OFFENCE] * n, 50,
-     "at most 50 offences"),
+     "may have at most 50 offences"),
     ("assistance offence description", AssistanceRequest, REQUEST, "offences.0.description", chars, 10_000, TEXT),
-    ("measures", AssistanceRequest, REQUEST, "measures", measures, 50, "at most 50 measures"),
+    ("measures", AssistanceRequest, REQUEST, "measures", measures, 50, "may have at most 50 measures"),
     ("measure description", AssistanceRequest, REQUEST, "measures.0.description", chars, 10_000, TEXT),
     ("measure subject", AssistanceRequest, REQUEST, "measures.0.subject", chars, 10_000, TEXT),
     # the acts on a request
@@ -131,7 +131,7 @@ BOUNDS: list[tuple[str, type[BaseModel], dict[str, Any], str, Sized, int, str]] 
     ("review note", Review, POSTPONE, "note", chars, 10_000, TEXT),
     ("answers", InformationAnswer, {"answers": "x"}, "answers", chars, 10_000, TEXT),
     ("authorisation note", Authorisation, {"granted": True, "note": ""}, "note", chars, 10_000, TEXT),
-    ("evidence items", MeasureResult, RESULT, "evidence", evidence, 200, "at most 200 evidence items"),
+    ("evidence items", MeasureResult, RESULT, "evidence", evidence, 200, "may have at most 200 evidence items"),
     ("evidence description", MeasureResult, RESULT, "evidence.0.description", chars, 10_000, TEXT),
     ("result note", MeasureResult, RESULT, "note", chars, 10_000, TEXT),
     ("assistance withdrawal reason", AssistanceWithdrawal, {"reason": "x"}, "reason", chars, 10_000, TEXT),
@@ -143,7 +143,7 @@ BOUNDS: list[tuple[str, type[BaseModel], dict[str, Any], str, Sized, int, str]] 
 def test_a_value_at_the_limit_is_accepted_and_one_over_it_is_refused_naming_the_field(
         model, body, path, sized, limit, message):
     validate(model, setting(body, path, sized(limit)))
-    assert problems(model, setting(body, path, sized(limit + 1))) == [(path, message)]
+    assert problems(model, setting(body, path, sized(limit + 1))) == [(path, f"{path} {message}")]
 
 
 def test_text_is_measured_without_the_surrounding_blanks():
@@ -175,8 +175,8 @@ DATES: list[tuple[str, type[BaseModel], dict[str, Any], str]] = [
 @pytest.mark.parametrize(("model", "body", "path"), [pytest.param(*row[1:], id=row[0]) for row in DATES])
 def test_dates_are_from_1900_on(model, body, path):
     validate(model, setting(body, path, "1900-01-01"))
-    assert problems(model, setting(body, path, "1899-12-31")) == [(path, "dates from 1900-01-01 on")]
-    assert problems(model, setting(body, path, "0001-01-01")) == [(path, "dates from 1900-01-01 on")]
+    assert problems(model, setting(body, path, "1899-12-31")) == [(path, f"{path} must be 1900-01-01 or later")]
+    assert problems(model, setting(body, path, "0001-01-01")) == [(path, f"{path} must be 1900-01-01 or later")]
 
 
 def test_the_sentence_of_the_attack_is_refused_by_validation():
@@ -187,7 +187,7 @@ def test_the_sentence_of_the_attack_is_refused_by_validation():
     with pytest.raises(OverflowError):
         full_term_end(date(1, 1, 1), 0, 0, 1, 36_500, 36_500)
     assert problems(TransferRequest, {**TRANSFER, "sentence": attack}) == [
-        ("sentence.start_date", "dates from 1900-01-01 on")]
+        ("sentence.start_date", "sentence.start_date must be 1900-01-01 or later")]
 
 
 def test_the_earliest_sentence_with_the_largest_credits_still_has_a_release_date():
