@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import (
     SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy,
 )
@@ -16,7 +16,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from domain.assistance import AssistanceRequest
 from domain.case import RequestSeal
 from domain.transfer import TransferRequest, request_digest
-from workflows import search_attributes as sa
+from workflows import rejection, search_attributes as sa
 from workflows.assistance import AssistanceOpening, AssistanceWorkflow, OpenAssistance, assistance_workflow_id
 from workflows.measure import MeasureWorkflow, measure_workflow_id
 from workflows.transfer import OpenTransfer, Opening, TransferWorkflow, transfer_workflow_id
@@ -68,8 +68,16 @@ async def open_case(client: Client, workflow_id: str, update: Any, query: Any, v
 
 async def act(handle: WorkflowHandle, update: Any, actor: str, body: Any, view: Any) -> Any:
     """An authority's act on a case (an update whose validator may refuse it), then the case's
-    view by query: the act's answer carries no view, so that it adds only itself to the history."""
-    await handle.execute_update(update, args=[actor, body])
+    view by query: the act's answer carries no view, so that it adds only itself to the history.
+    An act that meets the case moving to a new run (continue-as-new) is sent again to that run."""
+    for attempt in range(50):
+        try:
+            await handle.execute_update(update, args=[actor, body])
+            break
+        except WorkflowUpdateFailedError as err:
+            if getattr(err.cause, "type", None) != rejection.MOVING or attempt == 49:
+                raise
+            await asyncio.sleep(0.05)
     return await handle.query(view)
 
 

@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.parties import StateAuthorities
     from domain.reference import Deadlines, Treaty
     from domain.transfer import request_digest
-    from workflows.rejection import conflict, invalid, not_permitted
+    from workflows.rejection import and_list, conflict, invalid, moving, not_permitted, only, or_list, reference_taken
 
 from workflows.case import STEP, CaseWithdrawn, CaseWorkflow
 from workflows.measure import EVIDENCE_BUDGET, MeasureOrder, MeasureWorkflow, measure_workflow_id
@@ -104,6 +104,7 @@ class AssistanceWorkflow(CaseWorkflow):
         self.measures_end_by_signal = False
         self.assembling = False
         self.open_requests = 0
+        self.continuing = False
         if case.resumed is not None:
             self.opened_at = case.resumed.opened_at
             self.received_on = case.request.received_on or self.opened_at.date()
@@ -172,9 +173,11 @@ class AssistanceWorkflow(CaseWorkflow):
         info = workflow.info()
         if not (info.is_continue_as_new_suggested() or info.get_current_history_length() > case.continue_after_events):
             return
+        if not all(n.done() for n in self.notices):  # next time round: no notice is ever dropped
+            return
         if not workflow.patched("continue-as-new-at-review"):
             return
-        await asyncio.gather(*self.notices)
+        self.continuing = True  # acts arriving now are answered "try again" (503) and reach the new run
         await workflow.wait_condition(workflow.all_handlers_finished)
         assert self.treaty is not None
         workflow.continue_as_new(case.model_copy(update={"resumed": Resumption(
@@ -334,7 +337,7 @@ class AssistanceWorkflow(CaseWorkflow):
     def validate_opened(self, seal: RequestSeal | AssistanceRequest) -> None:
         digest = seal.request_sha256 if isinstance(seal, RequestSeal) else request_digest(seal)
         if digest != self.request_sha256:
-            raise conflict(f"reference {self.reference} is already used by a different request")
+            raise conflict(reference_taken(self.reference))
 
     @workflow.query
     def opening(self) -> AssistanceOpening:
@@ -356,21 +359,28 @@ class AssistanceWorkflow(CaseWorkflow):
     @record_review.validator
     def validate_review(self, actor: str, review: Review) -> None:
         self.require_intake_done()
+        self.require_not_moving()
         if actor != self.requested.central_authority:
-            raise not_permitted(f"{actor} may not review this request")
+            raise not_permitted(self.only_central(self.request.requested_state, "review this request"))
         if review.decision == "refuse":
             allowed = self.rules_grounds()
             cited = [g for g in review.grounds if g not in allowed]
             if cited:
-                raise invalid("grounds", f"grounds {cited} are not open here; allowed: {allowed}")
+                raise invalid("grounds", f"grounds may cite only {or_list(allowed)} under this treaty, not "
+                                         f"{or_list(cited)}")
         if review.postpone_until and review.postpone_until <= workflow.now().date():
             raise invalid("postpone_until", "postpone_until must lie in the future")
         needs = [m.id for m in self.measures.values() if m.stage == "pending" and m.dual_criminality == "needs_review"]
         if review.decision == "accept" and needs and review.dual_criminality is None:
-            raise invalid("dual_criminality", f"dual_criminality is required: measures {needs} need review")
-        if self.stage != "under_review" or self.review is not None or self.withdrawal is not None:
-            raise conflict(f"cannot review in stage {self.stage}" if self.withdrawal is None
-                           else "the request is being withdrawn")
+            raise invalid("dual_criminality", "dual_criminality (satisfied or not_satisfied) is required to accept: "
+                                              f"{'measure' if len(needs) == 1 else 'measures'} {and_list(needs)} "
+                                              f"{'needs' if len(needs) == 1 else 'need'} a review of dual criminality")
+        if self.withdrawal is not None:
+            raise conflict("the request is being withdrawn: no more acts are possible on it")
+        if self.stage != "under_review":
+            raise conflict(f"the request is in stage {self.stage}: it can be reviewed only in stage under_review")
+        if self.review is not None:
+            raise conflict("a review of this request is already recorded")
 
     @workflow.update
     async def record_information(self, actor: str, answer: InformationAnswer) -> None:
@@ -382,11 +392,17 @@ class AssistanceWorkflow(CaseWorkflow):
     @record_information.validator
     def validate_information(self, actor: str, answer: InformationAnswer) -> None:
         self.require_intake_done()
+        self.require_not_moving()
         if actor != self.requesting.central_authority:
-            raise not_permitted(f"{actor} may not answer for the requesting state")
-        if self.stage != "awaiting_information" or self.answer is not None or self.withdrawal is not None:
-            raise conflict(f"no information is awaited in stage {self.stage}" if self.withdrawal is None
-                           else "the request is being withdrawn")
+            raise not_permitted(self.only_central(self.request.requesting_state,
+                                                  "answer the questions of this request"))
+        if self.withdrawal is not None:
+            raise conflict("the request is being withdrawn: no more acts are possible on it")
+        if self.stage != "awaiting_information":
+            raise conflict(f"the request is in stage {self.stage}: information is answered only in stage "
+                           "awaiting_information")
+        if self.answer is not None:
+            raise conflict("the information asked for is already answered")
 
     @workflow.update
     async def withdraw(self, actor: str, withdrawal: AssistanceWithdrawal) -> None:
@@ -398,11 +414,16 @@ class AssistanceWorkflow(CaseWorkflow):
     @withdraw.validator
     def validate_withdrawal(self, actor: str, withdrawal: AssistanceWithdrawal) -> None:
         self.require_intake_done()
+        self.require_not_moving()
         if actor != self.requesting.central_authority:
-            raise not_permitted(f"{actor} may not withdraw this request")
-        if self.stage in ASSISTANCE_TERMINAL or self.withdrawal is not None or self.assembling:
-            raise conflict(f"the request is closed ({self.stage})" if not self.assembling
-                           else "every measure has ended; the results are being sent")
+            raise not_permitted(self.only_central(self.request.requesting_state, "withdraw this request"))
+        if self.stage in ASSISTANCE_TERMINAL:
+            raise conflict(f"the request is closed ({self.stage}): it can no longer be withdrawn")
+        if self.withdrawal is not None:
+            raise conflict("the request is already being withdrawn")
+        if self.assembling:
+            raise conflict("every measure has ended and the results are being sent: the request can no longer be "
+                           "withdrawn")
 
     @workflow.signal
     def measure_changed(self, measure: MeasureView) -> None:
@@ -427,9 +448,16 @@ class AssistanceWorkflow(CaseWorkflow):
 
     # ---- helpers ----------------------------------------------------------------------------
 
+    def require_not_moving(self) -> None:
+        if self.continuing:
+            raise moving()
+
     def require_intake_done(self) -> None:
         if not self.intake_done:
             raise conflict("the request is still being opened; try again shortly")
+
+    def only_central(self, state: str, what: str) -> str:
+        return only(what, (state, [("central_authority", self.authorities[state].central_authority)]))
 
     @property
     def states(self) -> tuple[str, str]:

@@ -16,7 +16,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from domain.assistance import Authorisation, MeasureResult, MeasureStage, MeasureView
     from workflows import search_attributes as sa
-    from workflows.rejection import conflict, invalid, not_permitted
+    from workflows.rejection import conflict, invalid, not_permitted, only
 
 from workflows.case import CaseWithdrawn, CaseWorkflow
 
@@ -114,16 +114,24 @@ class MeasureWorkflow(CaseWorkflow):
         self.authorisation = authorisation
         self.record(actor, "authorisation_" + ("granted" if authorisation.granted else "denied"), self.measure.id)
         await workflow.wait_condition(lambda: self.stage != "awaiting_authorisation")
+        await self.request_told()
 
     @authorise.validator
     def validate_authorisation(self, actor: str, authorisation: Authorisation) -> None:
         if self.measure.court is None:
-            raise conflict(f"measure {self.measure.id} ({self.measure.kind}) needs no authorisation")
+            raise conflict(f"measure {self.measure.id} ({self.measure.kind}) needs no authorisation: only a search "
+                           "or a seizure does")
         if actor != self.measure.court:
-            raise not_permitted(f"{actor} may not authorise measure {self.measure.id}")
-        if self.stage != "awaiting_authorisation" or self.authorisation is not None or self.cancelled:
-            raise conflict(f"measure {self.measure.id} is not awaiting authorisation "
-                           f"({'cancelled' if self.cancelled else self.stage})")
+            raise not_permitted(only(f"authorise measure {self.measure.id}", (self.requested_state, [
+                (self.role_of(self.measure.court, "court"), self.measure.court)])))
+        if self.cancelled:
+            raise conflict(f"measure {self.measure.id} is cancelled (the request was withdrawn): no more acts are "
+                           "possible on it")
+        if self.stage != "awaiting_authorisation":
+            raise conflict(f"measure {self.measure.id} is in stage {self.stage}: it can be authorised only in stage "
+                           "awaiting_authorisation")
+        if self.authorisation is not None:
+            raise conflict(f"the authorisation of measure {self.measure.id} is already recorded")
 
     @workflow.update
     async def report_result(self, actor: str, result: MeasureResult) -> None:
@@ -131,23 +139,50 @@ class MeasureWorkflow(CaseWorkflow):
         self.result = result
         self.record(actor, f"result_{result.outcome}", f"{self.measure.id}: {len(result.evidence)} evidence items")
         await workflow.wait_condition(lambda: self.stage != "executing")
+        await self.request_told()
+
+    async def request_told(self) -> None:
+        """An act answers once the request has been told of the change it made (its signal is in the
+        request's history), so that a read of the request after the answer shows the act. Acts
+        answered before this change did not wait (patch)."""
+        if workflow.patched("measure-acts-answer-once-the-request-knows"):
+            await asyncio.gather(*self.reports, return_exceptions=True)
 
     @report_result.validator
     def validate_result(self, actor: str, result: MeasureResult) -> None:
-        if actor not in (self.measure.assigned_to, self.order.requested_central_authority):
-            raise not_permitted(f"{actor} may not report the result of measure {self.measure.id}")
+        central = self.order.requested_central_authority
+        if actor not in (self.measure.assigned_to, central):
+            acting = [(self.role_of(self.measure.assigned_to, "executing_authority"), self.measure.assigned_to or ""),
+                      ("central_authority", central)]
+            raise not_permitted(only(f"report the result of measure {self.measure.id}",
+                                     (self.requested_state, acting)))
         today = workflow.now().date()
         late = [i for i, e in enumerate(result.evidence) if e.collected_on > today]
         if late:
-            raise invalid(f"evidence.{late[0]}.collected_on", "collected_on may not lie in the future")
+            field = f"evidence.{late[0]}.collected_on"
+            raise invalid(field, f"{field} may not lie in the future")
         allowance = self.order.evidence_allowance
         if allowance is not None and evidence_bytes(result) > allowance:
-            raise invalid("evidence", f"the evidence of measure {self.measure.id} may take at most {allowance:,} "
-                                      f"bytes (its share of the request's {EVIDENCE_BUDGET:,}); describe the items "
-                                      "more briefly or split them")
-        if self.stage != "executing" or self.result is not None or self.cancelled:
-            raise conflict(f"measure {self.measure.id} is not executing "
-                           f"({'cancelled' if self.cancelled else self.stage})")
+            raise invalid("evidence", f"evidence of measure {self.measure.id} may take at most {allowance:,} bytes "
+                                      f"(its share of the request's {EVIDENCE_BUDGET:,}): describe the items more "
+                                      "briefly")
+        if self.cancelled:
+            raise conflict(f"measure {self.measure.id} is cancelled (the request was withdrawn): no more acts are "
+                           "possible on it")
+        if self.stage != "executing":
+            raise conflict(f"measure {self.measure.id} is in stage {self.stage}: its result can be reported only in "
+                           "stage executing")
+        if self.result is not None:
+            raise conflict(f"the result of measure {self.measure.id} is already reported")
+
+    @property
+    def requested_state(self) -> str:
+        return self.order.states[1]
+
+    def role_of(self, authority: str | None, role: str) -> str:
+        """The role an authority acts in for this measure: its own, or the central authority's
+        where the requested state has no authority of that role (the routing fell back to it)."""
+        return "central_authority" if authority == self.order.requested_central_authority else role
 
     @workflow.signal
     def cancel(self) -> None:
@@ -172,6 +207,7 @@ class MeasureWorkflow(CaseWorkflow):
             sa.CASE_KIND.value_set(MEASURE_KIND),
             sa.CASE_STAGE.value_set(self.stage),
             sa.CASE_STATES.value_set(list(self.order.states)),
+            sa.CASE_CONFIDENTIAL.value_set(self.order.confidential),
             sa.AWAITING_AUTHORITIES.value_set(sorted({p.authority for p in self.pending}))
             if self.pending else sa.AWAITING_AUTHORITIES.value_unset(),
             sa.ACTION_DUE_AT.value_set(self.due_at) if self.due_at else sa.ACTION_DUE_AT.value_unset(),

@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
         TERMINAL_STAGES, Declaration, Decision, EligibilityCondition, Handover, HandoverConfirmation,
         LegalReview, RecordedDecision, TransferRequest, TransferStage, TransferView, Withdrawal, request_digest,
     )
-    from workflows.rejection import conflict, invalid, not_permitted
+    from workflows.rejection import conflict, invalid, not_permitted, only, or_list, reference_taken
 
 from workflows.case import STEP, CaseWithdrawn, CaseWorkflow
 
@@ -221,7 +221,7 @@ class TransferWorkflow(CaseWorkflow):
     def validate_opened(self, seal: RequestSeal | TransferRequest) -> None:
         digest = seal.request_sha256 if isinstance(seal, RequestSeal) else request_digest(seal)
         if digest != self.request_sha256:
-            raise conflict(f"reference {self.reference} is already used by a different request")
+            raise conflict(reference_taken(self.reference))
 
     @workflow.query
     def opening(self) -> Opening:
@@ -244,10 +244,9 @@ class TransferWorkflow(CaseWorkflow):
     @record_declaration.validator
     def validate_declaration(self, actor: str, declaration: Declaration) -> None:
         self.require_intake_done()
-        self.require_actor(actor, {self.sentencing.prison_service, self.sentencing.central_authority},
-                           "record the declaration")
+        self.require_actor(actor, self.sentencing, ("central_authority", "prison_service"), "record the declaration")
         self.require_not_future("signed_on", declaration.signed_on)
-        self.require_stage("awaiting_declaration", "record a declaration")
+        self.require_stage("awaiting_declaration", "a declaration can be recorded")
 
     @workflow.update
     async def record_legal_review(self, actor: str, review: LegalReview) -> None:
@@ -266,8 +265,8 @@ class TransferWorkflow(CaseWorkflow):
     @record_legal_review.validator
     def validate_legal_review(self, actor: str, review: LegalReview) -> None:
         self.require_intake_done()
-        self.require_actor(actor, {self.administering.central_authority}, "record the legal review")
-        self.require_stage("awaiting_legal_review", "record a legal review")
+        self.require_actor(actor, self.administering, ("central_authority",), "record the legal review")
+        self.require_stage("awaiting_legal_review", "a legal review can be recorded")
 
     @workflow.update
     async def record_decision(self, actor: str, decision: Decision) -> None:
@@ -288,16 +287,17 @@ class TransferWorkflow(CaseWorkflow):
     def validate_decision(self, actor: str, decision: Decision) -> None:
         self.require_intake_done()
         if decision.state not in self.states:
-            raise invalid("state", f"state must be one of the case's states {list(self.states)}")
-        self.require_actor(actor, {self.authorities[decision.state].central_authority},
+            raise invalid("state", f"state must be {or_list(self.states)}, a state of this case")
+        self.require_actor(actor, self.authorities[decision.state], ("central_authority",),
                            f"decide for {decision.state}")
         allowed = self.allowed_refusal_grounds()
         cited = [g for g in decision.grounds if g not in allowed]
         if cited:
-            raise invalid("grounds", f"grounds {cited} are not open here; allowed: {allowed}")
-        self.require_stage("awaiting_consents", "record a decision")
+            raise invalid("grounds", f"grounds may cite only {or_list(allowed)} in this case, not "
+                                     f"{or_list(cited)}")
+        self.require_stage("awaiting_consents", "a decision can be recorded")
         if decision.state in self.decisions:
-            raise conflict(f"a decision for {decision.state} is already recorded")
+            raise conflict(f"a decision for {decision.state} is already recorded: each state decides once")
 
     @workflow.update
     async def confirm_handover(self, actor: str, confirmation: HandoverConfirmation) -> None:
@@ -311,16 +311,17 @@ class TransferWorkflow(CaseWorkflow):
     @confirm_handover.validator
     def validate_handover(self, actor: str, confirmation: HandoverConfirmation) -> None:
         self.require_intake_done()
-        self.require_actor(actor, {self.administering.prison_service, self.administering.central_authority},
+        self.require_actor(actor, self.administering, ("central_authority", "prison_service"),
                            "confirm the handover")
         self.require_not_future("completed_on", confirmation.completed_on)
-        self.require_stage("awaiting_handover", "confirm the handover")
+        self.require_stage("awaiting_handover", "the handover can be confirmed")
         if self.handover is None:
             raise conflict("the handover is still being arranged; try again shortly")
         if self.handover.completed_on is not None:
             raise conflict("the handover is already confirmed")
         if confirmation.completed_on < self.stage_entered_on:
-            raise invalid("completed_on", "completed_on lies before both states consented")
+            raise invalid("completed_on", f"completed_on may not lie before {self.stage_entered_on}, the day both "
+                                          "states had consented")
 
     @workflow.update
     async def withdraw(self, actor: str, withdrawal: Withdrawal) -> None:
@@ -332,14 +333,16 @@ class TransferWorkflow(CaseWorkflow):
     @withdraw.validator
     def validate_withdrawal(self, actor: str, withdrawal: Withdrawal) -> None:
         self.require_intake_done()
-        self.require_actor(actor, {self.sentencing.prison_service, self.sentencing.central_authority},
-                           "withdraw the case")
+        self.require_actor(actor, self.sentencing, ("central_authority", "prison_service"), "withdraw the case")
         self.require_not_future("withdrawn_on", withdrawal.withdrawn_on)
-        if self.stage in TERMINAL_STAGES or self.withdrawal is not None:
-            raise conflict(f"the case is closed ({self.stage})")
+        if self.stage in TERMINAL_STAGES:
+            raise conflict(f"the case is closed ({self.stage}): it can no longer be withdrawn")
+        if self.withdrawal is not None:
+            raise conflict("the case is already being withdrawn")
         if self.closing():
-            raise conflict("the case is closing: " + ("the handover is confirmed" if self.refusal() is None
-                                                     else "a state has refused the transfer"))
+            raise conflict("the case is closing (" + ("the handover is confirmed" if self.refusal() is None
+                                                     else "a state has refused the transfer")
+                           + "): it can no longer be withdrawn")
 
     async def moved_on_from(self, stage: TransferStage) -> None:
         """Until the procedure has taken the act into account: the next waiting or terminal
@@ -361,19 +364,25 @@ class TransferWorkflow(CaseWorkflow):
 
     # ---- validation helpers ---------------------------------------------------------------
 
-    def require_actor(self, actor: str, allowed: set[str], what: str) -> None:
-        if actor not in allowed:
-            raise not_permitted(f"{actor} may not {what} in this case")
+    def require_actor(self, actor: str, state: StateAuthorities, roles: tuple[str, ...], what: str) -> None:
+        """``actor`` must be the authority of ``state`` of one of ``roles`` (the central authority
+        stands in for a state without a prison service)."""
+        acting = [(role, getattr(state, role)) for role in roles]
+        if actor not in {a for _, a in acting}:
+            raise not_permitted(only(what, (state.state, acting)))
 
     def require_intake_done(self) -> None:
         if not self.intake_done:
             raise conflict("the case is still being opened; try again shortly")
 
     def require_stage(self, stage: TransferStage, what: str) -> None:
+        """``what``: the act in the passive (``a decision can be recorded``)."""
         if self.withdrawal is not None:
-            raise conflict(f"cannot {what}: the case is being withdrawn")
+            raise conflict("the case is being withdrawn: no more acts are possible on it")
+        if self.stage in TERMINAL_STAGES:
+            raise conflict(f"the case is closed ({self.stage}): no more acts are possible on it")
         if self.stage != stage:
-            raise conflict(f"cannot {what} in stage {self.stage}")
+            raise conflict(f"the case is in stage {self.stage}: {what} only in stage {stage}")
 
     def require_not_future(self, field: str, day: date) -> None:
         if day > workflow.now().date():

@@ -15,12 +15,14 @@ import uuid
 from datetime import date, timedelta
 from pathlib import Path
 
+from temporalio.client import WorkflowContinuedAsNewError
 from temporalio.testing import WorkflowEnvironment
 
 from domain.assistance import (
     AssistanceWithdrawal, Authorisation, EvidenceItem, InformationAnswer, MeasureResult, Review,
 )
-from domain.transfer import Declaration, Decision, HandoverConfirmation, LegalReview, Withdrawal
+from domain.case import RequestSeal
+from domain.transfer import Declaration, Decision, HandoverConfirmation, LegalReview, Withdrawal, request_digest
 from tests.factories import BASE, assistance_request, transfer_request
 from treatyflow.cases import assistance_handle, measure_handle, open_assistance, open_transfer, transfer_handle
 from treatyflow.client import PLAIN_CONVERTER
@@ -28,7 +30,7 @@ from treatyflow.config import Settings
 from treatyflow.devserver import installed_binary
 from worker import create_worker
 from workflows import search_attributes
-from workflows.assistance import AssistanceWorkflow
+from workflows.assistance import AssistanceWorkflow, OpenAssistance, assistance_workflow_id
 from workflows.measure import MeasureWorkflow
 from workflows.transfer import TransferWorkflow
 
@@ -125,6 +127,22 @@ async def assistance_withdrawn_during_execution(client, tq):
     return h, [measure_handle(client, request.reference, "m2")]
 
 
+async def assistance_continued_as_new(client, tq):
+    """Rounds of information past a (small) threshold: the first run ends in continue-as-new."""
+    request = assistance_request(reference="HIST-ASSISTANCE-CONTINUED")
+    first = await client.start_workflow(
+        AssistanceWorkflow.run, OpenAssistance(request=request, opened_by="fr-moj", continue_after_events=40),
+        id=assistance_workflow_id(request.reference), task_queue=tq)
+    await first.execute_update(AssistanceWorkflow.opened, RequestSeal(request_sha256=request_digest(request)))
+    h = assistance_handle(client, request.reference)
+    for round_ in range(4):
+        await h.execute_update(AssistanceWorkflow.record_review,
+                               args=["kz-gpo", Review(decision="request_information", questions=f"Round {round_}?")])
+        await h.execute_update(AssistanceWorkflow.record_information, args=["fr-moj", InformationAnswer(answers="Yes")])
+    await h.execute_update(AssistanceWorkflow.withdraw, args=["fr-moj", AssistanceWithdrawal(reason="case closed")])
+    return client.get_workflow_handle(first.id, run_id=first.result_run_id), []
+
+
 async def main(version: str) -> None:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=installed_binary("temporal"), data_converter=PLAIN_CONVERTER,
@@ -137,7 +155,8 @@ async def main(version: str) -> None:
             handle = await scenario(env.client, settings.task_queue)
             await save(handle, name, version)
         for name, scenario in [("assistance-information-then-completed", assistance_information_then_completed),
-                               ("assistance-withdrawn-during-execution", assistance_withdrawn_during_execution)]:
+                               ("assistance-withdrawn-during-execution", assistance_withdrawn_during_execution),
+                               ("assistance-continued-as-new", assistance_continued_as_new)]:
             handle, measures = await scenario(env.client, settings.task_queue)
             await save(handle, name, version)
             for measure in measures:
@@ -146,7 +165,10 @@ async def main(version: str) -> None:
 
 
 async def save(handle, name: str, version: str) -> None:
-    await asyncio.wait_for(handle.result(), timeout=timedelta(seconds=30).total_seconds())
+    try:
+        await asyncio.wait_for(handle.result(follow_runs=False), timeout=timedelta(seconds=30).total_seconds())
+    except WorkflowContinuedAsNewError:  # the history of a run that continued as new
+        pass
     path = HERE / f"{name}-{version}.json"
     if path.exists():  # a committed history is never rewritten
         print("kept", path.name, flush=True)

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 from temporalio import activity
 from temporalio.client import WorkflowUpdateFailedError
+from temporalio.service import RPCError
 from temporalio.testing import ActivityEnvironment
 
+from api.engine import closed_meanwhile
 from activities.intake import INCOMPUTABLE, EligibilityQuestion, check_eligibility
 from domain.assistance import AssistanceRequest, AssistanceWithdrawal, InformationAnswer, Review
 from domain.case import RequestSeal
@@ -135,7 +137,9 @@ async def test_a_handover_and_a_withdrawal_in_one_task_exactly_one_takes_effect(
         answers = await asyncio.gather(*sent, return_exceptions=True)
         result = await handle.result()
     assert answers[0] is None, answers
-    assert isinstance(answers[1], WorkflowUpdateFailedError) and answers[1].cause.type == "conflict", answers
+    second = answers[1]  # refused by the case, or by the server once the first act closed it
+    assert (isinstance(second, WorkflowUpdateFailedError) and second.cause.type == "conflict"
+            or isinstance(second, RPCError) and closed_meanwhile(second)), answers
     if first == "handover":
         assert result.outcome == "transferred" and result.handover.completed_on == today
     else:
