@@ -13,14 +13,22 @@ the two routes that open cases (the request models' own JSON schemas) and of the
 (Temporal's Payloads JSON). Bodies that open cases are only generated *invalid* (a valid one would
 start a real case on the session's worker) and must be refused with a 4xx; the acts on a case are
 left without bodies, since a generated reference finds no case and is answered 404 before any
-body is read."""
+body is read.
+
+The codec endpoints take the operators' credential alone (an authority's key is refused 403 before
+the body is read), so the fuzz app is configured with an operator token (``operator_token_hash``)
+and the fuzzer sends that token to the /codec paths, the demo key of kz-gpo everywhere else: the
+codec bodies are fuzzed, not refused at the door."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import json
+import secrets
 import time
+from collections import Counter
 from typing import Any
 
 import httpx
@@ -38,15 +46,25 @@ from tests.api.helpers import serve  # noqa: E402
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 AUTH = {"Authorization": "Bearer demo-kz-gpo"}
+# the operators' token of the fuzz app (Settings.operator_token_hash holds its SHA-256 hex): the
+# codec endpoints take it alone, never an authority's key
+OPERATOR_TOKEN = f"fuzz-operator-{secrets.token_hex(16)}"
+OPERATOR = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
 EXAMPLES = 12  # per operation and generation mode
 BUDGET = 60.0  # seconds for the whole run; operations beyond it are reported, not silently dropped
+
+
+def credential(path: str) -> dict[str, str]:
+    """The credential the fuzzer sends to ``path``: the operators' token to the codec."""
+    return OPERATOR if path.startswith("/codec") else AUTH
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def fuzz_url(dev_env, dev_settings):
     from api.app import create_app
 
-    settings = dataclasses.replace(dev_settings, dev_mode=True, rate_limit=1e9, api_timeout=5.0)
+    settings = dataclasses.replace(dev_settings, dev_mode=True, rate_limit=1e9, api_timeout=5.0,
+                                   operator_token_hash=hashlib.sha256(OPERATOR_TOKEN.encode()).hexdigest())
     async with serve(create_app(settings, dev_env.client)) as url:
         yield url
 
@@ -81,33 +99,37 @@ class Finding:
 
 
 def runner(strategy: Any, label: str, mode: GenerationMode, base_url: str, calls: dict[str, int],
-           findings: list[Finding], *, must_refuse: bool = False) -> Any:
+           findings: list[Finding], headers: dict[str, str], statuses: dict[str, Counter], *,
+           must_refuse: bool = False) -> Any:
     @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
               phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
     @given(case=strategy)
     def run(case: Any) -> None:
         calls[label] = calls.get(label, 0) + 1
-        response = case.call(base_url=base_url, headers=AUTH, timeout=15)
+        response = case.call(base_url=base_url, headers=headers, timeout=15)
+        statuses.setdefault(f"{label} [{mode.value}]", Counter())[response.status_code] += 1
         try:
             case.validate_response(response, checks=[not_a_server_error, response_schema_conformance],
-                                   headers=AUTH)
+                                   headers=headers)
         except Exception as exc:  # noqa: BLE001 - collected, every finding is reported
             findings.append(Finding(label, mode.value, response.status_code,
-                                    case.as_curl_command(headers=AUTH), str(exc)[:800]))
+                                    case.as_curl_command(headers=headers), str(exc)[:800]))
             return
         if must_refuse and response.status_code < 400:
-            findings.append(Finding(label, mode.value, response.status_code, case.as_curl_command(headers=AUTH),
+            findings.append(Finding(label, mode.value, response.status_code, case.as_curl_command(headers=headers),
                                     "a body that violates the schema was accepted"))
 
     return run
 
 
-def fuzz(raw_schema: dict[str, Any], base_url: str) -> tuple[list[Finding], dict[str, int], list[str]]:
+def fuzz(raw_schema: dict[str, Any], base_url: str) -> tuple[list[Finding], dict[str, int], list[str],
+                                                              dict[str, Counter]]:
     """Runs in a worker thread (schemathesis calls are blocking) while the event loop serves."""
     schema = schemathesis.openapi.from_dict(raw_schema)
     findings: list[Finding] = []
     calls: dict[str, int] = {}
     skipped: list[str] = []
+    statuses: dict[str, Counter] = {}  # by operation and mode: the statuses it answered
     started = time.monotonic()
     for result in schema.get_all_operations():
         operation = result.ok()
@@ -126,7 +148,8 @@ def fuzz(raw_schema: dict[str, Any], base_url: str) -> tuple[list[Finding], dict
                 skipped.append(f"{label} ({mode.value}: {type(exc).__name__})")
                 continue
 
-            run = runner(strategy, label, mode, base_url, calls, findings, must_refuse=negative_only)
+            run = runner(strategy, label, mode, base_url, calls, findings, credential(operation.path), statuses,
+                         must_refuse=negative_only)
             try:
                 run()
             except Exception as exc:  # noqa: BLE001 - e.g. hypothesis found nothing to generate
@@ -134,18 +157,25 @@ def fuzz(raw_schema: dict[str, Any], base_url: str) -> tuple[list[Finding], dict
                     skipped.append(f"{label} ({mode.value}: unsatisfiable)")
                 else:
                     raise
-    return findings, calls, skipped
+    return findings, calls, skipped, statuses
 
 
 async def test_the_schema_fuzz_finds_no_server_error_and_no_schema_violation(fuzz_url):
     async with httpx.AsyncClient(base_url=fuzz_url) as http:
         raw = (await http.get("/openapi.json")).json()
-    findings, calls, skipped = await asyncio.wait_for(asyncio.to_thread(fuzz, with_bodies(raw), fuzz_url),
-                                                      BUDGET + 60)
+    findings, calls, skipped, statuses = await asyncio.wait_for(
+        asyncio.to_thread(fuzz, with_bodies(raw), fuzz_url), BUDGET + 60)
     operations = {f"{m.upper()} {p}" for p, ops in raw["paths"].items() for m in ops}
     assert set(calls) == operations, (sorted(operations - set(calls)), skipped)
     assert findings == [], "\n\n".join(f"{f.operation} [{f.mode}] → {f.status}\n{f.request}\n{f.problem}"
                                        for f in findings)
+    # the codec bodies were fuzzed: the operators' token passed the door (negative cases may spoil the
+    # credential itself: a 401, never a 403), and the codec both converted payloads and refused
+    # malformed ones
+    for operation in ("POST /codec/decode", "POST /codec/encode"):
+        positive, negative = statuses[f"{operation} [positive]"], statuses[f"{operation} [negative]"]
+        assert not {401, 403} & set(positive) and 403 not in negative, (operation, positive, negative)
+        assert 200 in positive and 422 in positive + negative, (operation, positive, negative)
 
 
 async def test_every_v1_post_route_declares_its_body_and_errors(fuzz_url):
