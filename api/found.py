@@ -75,6 +75,27 @@ def visible(who: Authority, kind: str, view: Any) -> bool:
     return not (kind == "assistance" and view.confidential and not may_see_confidential(who, view))
 
 
+async def read_case(app: Any, kind: str, reference: str, handle: WorkflowHandle, view_type: type[BaseModel],
+                    query: Any) -> Found | None:
+    """The case under ``reference``: live from the workflow's query while it runs, from the archive
+    once closed (or, closed and not yet archived, the workflow's last view while it is retained);
+    None when there is none."""
+    try:
+        described = await within(app.settings.api_timeout, handle.describe())
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise
+        described = None
+    if described is not None and described.status == WorkflowExecutionStatus.RUNNING:
+        return Found(await within(app.settings.api_timeout, handle.query(query)), handle, live=True)
+    archived = await app.archive.read(kind, reference)
+    if archived is None and described is None:
+        return None
+    view = (view_type.model_validate(archived.view) if archived
+            else await within(app.settings.api_timeout, handle.query(query)))
+    return Found(view, handle, live=False)
+
+
 async def other_kind_hint(request: Request, who: Authority, kind: str, reference: str) -> str:
     """For the 404 of ``kind``: ``KZ-1 is a request for assistance, see /v1/assistance-requests/KZ-1``
     when the reference is a case of the other kind that ``who`` may read there (by the rules of
@@ -89,24 +110,11 @@ async def other_kind_hint(request: Request, who: Authority, kind: str, reference
     else:
         handle, view_type, query = assistance_handle(app.client, reference), AssistanceView, AssistanceWorkflow.view
     try:
-        try:
-            described = await within(app.settings.api_timeout, handle.describe())
-        except RPCError as err:
-            if err.status != RPCStatusCode.NOT_FOUND:
-                raise
-            described = None
-        if described is not None and described.status == WorkflowExecutionStatus.RUNNING:
-            view = await within(app.settings.api_timeout, handle.query(query))
-        else:
-            archived = await app.archive.read(other, reference)
-            if archived is None and described is None:
-                return ""
-            view = (view_type.model_validate(archived.view) if archived
-                    else await within(app.settings.api_timeout, handle.query(query)))
+        found = await read_case(app, other, reference, handle, view_type, query)
     except Exception as exc:  # noqa: BLE001 - a hint, never a reason for the 404 to fail
         log.warning("hint lookup failed", kind=other, cause=type(exc).__name__)
         return ""
-    if not visible(who, other, view):
+    if found is None or not visible(who, other, found.view):
         return ""
     return f"{reference} is {A_KIND[other]}, see {PATHS[other]}/{reference}"
 
@@ -118,23 +126,8 @@ async def find_case(request: Request, who: Authority, kind: str, reference: str,
         raise deny(request, who, role_has_no_part(who, kind), reference[:64])
     if not REFERENCE.match(reference):  # no case can have it: the same 404, without asking anyone
         raise hide(request, who, reference[:64], kind)
-    try:
-        described = await within(app.settings.api_timeout, handle.describe())
-    except RPCError as err:
-        if err.status != RPCStatusCode.NOT_FOUND:
-            raise
-        described = None
-    if described is not None and described.status == WorkflowExecutionStatus.RUNNING:
-        found = Found(await within(app.settings.api_timeout, handle.query(query)), handle, live=True)
-    else:
-        archived = await app.archive.read(kind, reference)
-        if archived is None and described is None:
-            raise hide(request, who, reference, kind, await other_kind_hint(request, who, kind, reference))
-        # closed, and its record not (yet) archived: the workflow's last view, while it is retained
-        view = (view_type.model_validate(archived.view) if archived
-                else await within(app.settings.api_timeout, handle.query(query)))
-        found = Found(view, handle, live=False)
-    if not visible(who, kind, found.view):
+    found = await read_case(app, kind, reference, handle, view_type, query)
+    if found is None or not visible(who, kind, found.view):
         raise hide(request, who, reference, kind, await other_kind_hint(request, who, kind, reference))
     return found
 

@@ -104,7 +104,7 @@ class AssistanceWorkflow(CaseWorkflow):
         self.measures_end_by_signal = False
         self.assembling = False
         self.open_requests = 0
-        self.continuing = False
+        self.continuing = False  # moving to a new run (continue-as-new): acts are answered "try again"
         if case.resumed is not None:
             self.opened_at = case.resumed.opened_at
             self.received_on = case.request.received_on or self.opened_at.date()

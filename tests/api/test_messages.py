@@ -758,6 +758,7 @@ def assistance(**state: Any) -> AssistanceWorkflow:
         "request": request, "reference": request.reference, "request_sha256": "0" * 64, "intake_done": True,
         "authorities": {s: AUTHORITIES[s] for s in ("FR", "KZ")}, "treaty": REF.treaty("kz-fr-mla-2021"),
         "stage": "under_review", "review": None, "answer": None, "withdrawal": None, "assembling": False,
+        "continuing": False,
         "measures": {"m2": MeasureView(id="m2", kind="search", stage="pending", dual_criminality="needs_review")},
         **state})
 
