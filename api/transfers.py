@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -99,7 +100,8 @@ def acting(request: Request, state: str, roles: set[str] | frozenset[str]) -> tu
 
 
 async def act(request: Request, who: Authority, reference: str, update: Any, model: type,
-              allowed: May, what: str, check: Callable[[Any, TransferView], None] | None = None) -> TransferView:
+              allowed: May, what: str, check: Callable[[Any, TransferView], None] | None = None,
+              ahead: Callable[[Any, TransferView], None] | None = None) -> TransferView:
     """401 → 404 → 403 → 422 → 409, then the act as a workflow update whose validator has the
     last word; the answer is the case view once the act took effect."""
     app = request.app.state
@@ -107,6 +109,8 @@ async def act(request: Request, who: Authority, reference: str, update: Any, mod
     if not allowed(who, found.view):
         raise deny(request, who, only(what, *(acting(request, s, allowed.roles) for s in allowed.states(found.view))),
                    reference)
+    if ahead:  # a 403 that the body decides, before the body is validated (403 before 422)
+        ahead(raw_json(await request.body()), found.view)
     body = await parse(request, model)
     if check:
         check(body, found.view)
@@ -120,6 +124,14 @@ async def act(request: Request, who: Authority, reference: str, update: Any, mod
         if closed_meanwhile(err):
             raise conflict("the case has closed: no more acts are possible on it") from None
         raise
+
+
+def raw_json(body: bytes) -> Any:
+    """The body as JSON, or None: what it fails of is said by ``parse``."""
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
 
 
 @router.post("/{reference}/declaration", response_model=TransferView)
@@ -136,16 +148,19 @@ async def record_legal_review(request: Request, reference: str, who: Caller) -> 
 
 @router.post("/{reference}/decisions", response_model=TransferView)
 async def record_decision(request: Request, reference: str, who: Caller) -> TransferView:
-    def for_own_state(decision: Decision, view: TransferView) -> None:
+    def for_own_state(state: Any, view: TransferView) -> None:
+        if state in (view.sentencing_state, view.administering_state) and state != who.state:
+            raise deny(request, who, only(f"decide for {state}", acting(request, state, {CENTRAL})), reference)
+
+    def of_the_case(decision: Decision, view: TransferView) -> None:
         if decision.state not in (view.sentencing_state, view.administering_state):
             raise invalid([("state", f"state must be {view.sentencing_state} or {view.administering_state}, "
                                      "a state of this case")])
-        if decision.state != who.state:
-            raise deny(request, who, only(f"decide for {decision.state}", acting(request, decision.state, {CENTRAL})),
-                       reference)
+        for_own_state(decision.state, view)
 
     return await act(request, who, reference, TransferWorkflow.record_decision, Decision,
-                     of_state({CENTRAL}, None), "decide", for_own_state)
+                     of_state({CENTRAL}, None), "decide", of_the_case,
+                     ahead=lambda raw, view: for_own_state(raw.get("state") if isinstance(raw, dict) else None, view))
 
 
 @router.post("/{reference}/handover", response_model=TransferView)
