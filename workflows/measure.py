@@ -124,12 +124,7 @@ class MeasureWorkflow(CaseWorkflow):
         if actor != self.measure.court:
             raise not_permitted(only(f"authorise measure {self.measure.id}", (self.requested_state, [
                 (self.role_of(self.measure.court, "court"), self.measure.court)])))
-        if self.cancelled:
-            raise conflict(f"measure {self.measure.id} is cancelled (the request was withdrawn): no more acts are "
-                           "possible on it")
-        if self.stage != "awaiting_authorisation":
-            raise conflict(f"measure {self.measure.id} is in stage {self.stage}: it can be authorised only in stage "
-                           "awaiting_authorisation")
+        self.require_stage("awaiting_authorisation", "it can be authorised")
         if self.authorisation is not None:
             raise conflict(f"the authorisation of measure {self.measure.id} is already recorded")
 
@@ -166,14 +161,16 @@ class MeasureWorkflow(CaseWorkflow):
             raise invalid("evidence", f"evidence of measure {self.measure.id} may take at most {allowance:,} bytes "
                                       f"(its share of the request's {EVIDENCE_BUDGET:,}): describe the items more "
                                       "briefly")
+        self.require_stage("executing", "its result can be reported")
+        if self.result is not None:
+            raise conflict(f"the result of measure {self.measure.id} is already reported")
+
+    def require_stage(self, stage: MeasureStage, what: str) -> None:
         if self.cancelled:
             raise conflict(f"measure {self.measure.id} is cancelled (the request was withdrawn): no more acts are "
                            "possible on it")
-        if self.stage != "executing":
-            raise conflict(f"measure {self.measure.id} is in stage {self.stage}: its result can be reported only in "
-                           "stage executing")
-        if self.result is not None:
-            raise conflict(f"the result of measure {self.measure.id} is already reported")
+        if self.stage != stage:
+            raise conflict(f"measure {self.measure.id} is in stage {self.stage}: {what} only in stage {stage}")
 
     @property
     def requested_state(self) -> str:
