@@ -26,11 +26,12 @@ RETRY_AFTER_SECONDS = 5
 
 class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str, *, fields: list[str] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, cause: str = "timeout") -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.fields = fields or []
         self.headers = headers or {}
+        self.cause = cause  # of a 503: the label of the operators' metric
 
 
 def unauthenticated(dev_example: str | None = None) -> ApiError:
@@ -85,9 +86,7 @@ def conflict(message: str) -> ApiError:
 
 def unavailable(message: str = "the case could not answer in time; try again", cause: str = "timeout") -> ApiError:
     """503 with Retry-After; ``cause`` labels the operators' metric of such answers."""
-    error = ApiError(503, "unavailable", message, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
-    error.cause = cause
-    return error
+    return ApiError(503, "unavailable", message, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}, cause=cause)
 
 
 FIELD_FIRST = re.compile(r"^([A-Za-z_][\w.]*): (.+)$", re.S)
@@ -198,7 +197,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         if exc.status == 503:  # the client retries; the operators see it in the logs and metrics
-            cause = getattr(exc, "cause", "timeout")
+            cause = exc.cause
             log.warning("answered 503", route=_route(request), cause=cause)
             request.app.state.metrics.engine_errors.labels(cause).inc()
         return JSONResponse(body(exc), status_code=exc.status, headers=exc.headers)
