@@ -16,7 +16,7 @@ from temporalio.client import WorkflowExecution
 
 from api.engine import within
 from api.errors import invalid
-from domain.case import Action
+from domain.case import Action, due_day
 from domain.reference import Authority
 from workflows import search_attributes as sa
 from workflows.measure import MEASURE_KIND
@@ -140,5 +140,5 @@ async def inbox(request: Request, who: Authority, page_size: int, page_token: st
         if action is None:
             continue
         items.append(InboxItem(kind=kind, reference=reference, stage=stage, action=action, measure_id=measure_id,
-                               due_on=due.date() if due else None, overdue=bool(due and due < now)))
+                               due_on=due_day(due) if due else None, overdue=bool(due and due < now)))
     return Inbox(items=items, next_page_token=token)

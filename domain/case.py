@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Literal
 
 from pydantic import BaseModel
@@ -11,6 +11,17 @@ Action = Literal[
     "record_declaration", "legal_review", "decide", "confirm_handover",
     "review_request", "answer_information", "authorise_measure", "report_result",
 ]
+
+
+def end_of_day(day: date) -> datetime:
+    """A deadline given as a date ends at the end of that day (UTC): nothing is overdue on its due
+    date itself (DOMAIN.md, Deadlines)."""
+    return datetime.combine(day + timedelta(days=1), time(0), tzinfo=timezone.utc)
+
+
+def due_day(deadline: datetime) -> date:
+    """The last day an action is due on: a deadline at midnight ends the day before it."""
+    return (deadline - timedelta(microseconds=1)).date()
 
 
 class CaseEvent(BaseModel):

@@ -12,7 +12,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from domain.case import Action, ArchivedCase, CaseEvent, Notice, PendingAction
+    from domain.case import Action, ArchivedCase, CaseEvent, Notice, PendingAction, due_day, end_of_day
     from workflows import search_attributes as sa
 
 STEP = dict(start_to_close_timeout=timedelta(seconds=30),
@@ -69,15 +69,21 @@ class CaseWorkflow:
     def record(self, actor: str, action: str, detail: str) -> None:
         self.events.append(CaseEvent(at=workflow.now(), actor=actor, action=action, detail=detail))
 
-    async def await_acts(self, acts: list[tuple[str, Action]], days: int | datetime, done: Callable[[], bool],
-                         *, expires: bool = False, measure_id: str | None = None) -> bool:
-        """Wait until ``done()`` (``days`` from now, or until a fixed moment): remind the authorities ``reminder_days`` before the deadline (at
-        once if that moment has passed); after it, either expire (``expires``: returns False) or
-        flag the actions overdue and escalate to each state's central authority, and keep waiting.
-        Raises CaseWithdrawn if the case is withdrawn meanwhile."""
-        due = days if isinstance(days, datetime) else workflow.now() + timedelta(days=days)
+    async def await_acts(self, acts: list[tuple[str, Action]], days: int | date | datetime,
+                         done: Callable[[], bool], *, expires: bool = False, measure_id: str | None = None) -> bool:
+        """Wait until ``done()``, for ``days`` from now, or until the end of a due date, or until a
+        fixed moment: remind the authorities ``reminder_days`` before the deadline (at once if that
+        moment has passed); after it, either expire (``expires``: returns False) or flag the actions
+        overdue and escalate to each state's central authority, and keep waiting. Raises
+        CaseWithdrawn if the case is withdrawn meanwhile."""
+        if isinstance(days, datetime):
+            due = days
+        elif isinstance(days, date):
+            due = end_of_day(days)
+        else:
+            due = workflow.now() + timedelta(days=days)
         self.due_at = due
-        self.pending = [PendingAction(authority=a, action=act, due_on=due.date(), measure_id=measure_id)
+        self.pending = [PendingAction(authority=a, action=act, due_on=due_day(due), measure_id=measure_id)
                         for a, act in acts]
         self.publish()
         for p in self.pending:

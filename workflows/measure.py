@@ -83,8 +83,10 @@ class MeasureWorkflow(CaseWorkflow):
                 if not self.authorisation.granted:
                     return await self.end("denied")
             await self.enter("executing")
-            due: int | datetime = order.execution_days
-            if order.execution_due_on:
+            due: int | date | datetime = order.execution_days
+            if order.execution_due_on and workflow.patched("date-deadlines-end-of-day"):
+                due = order.execution_due_on  # due all that day: overdue from the next one
+            elif order.execution_due_on:  # measures begun before: overdue from the start of that day
                 due = datetime.combine(order.execution_due_on, time(0), tzinfo=timezone.utc)
             await self.await_acts([(m.assigned_to or order.requested_central_authority, "report_result")],
                                   due, lambda: self.result is not None, measure_id=m.id)

@@ -1,17 +1,20 @@
 """/v1/stats over real HTTP against the session's app (its stats cache and count gate as
 configured): the overdue count of each kind, and the registry figures of the caller's own state.
 
-Overdue, honestly: a request whose ``respond_by`` is today makes each of its measures, once
-accepted, due at today 00:00 UTC (workflows/measure.py), a moment already past, so the measure's
-action is overdue at once (its view says so) without waiting days. Each overdue measure counts
-once; the request itself, which waits for no one while its measures execute, adds nothing.
+Overdue, honestly: a deadline given as a date ends at the end of that day (UTC), so a request
+whose ``respond_by`` is today is not overdue today (the API says so), and the API refuses a
+``respond_by`` in the past. A request whose ``respond_by`` passed yesterday, as if it had waited
+since, is filed through the client library (treatyflow.cases), which the API itself uses: once
+accepted, each of its measures is overdue at once (its view says so) without waiting days. Each
+overdue measure counts once; the request itself, which waits for no one while its measures
+execute, adds nothing.
 
 The registry figures are checked against domain/data/treaties.json read here, on its own."""
 
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +22,9 @@ import httpx
 import pytest
 
 from tests.api.helpers import http, key, poll, today  # noqa: F401 - http is a fixture
+from domain.assistance import AssistanceRequest
 from tests.factories import assistance_body
+from treatyflow.cases import open_assistance
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -57,19 +62,53 @@ async def test_every_kind_counts_its_overdue_cases(http):
             assert isinstance(overdue(answer, kind), int) and overdue(answer, kind) >= 0, answer
 
 
-async def test_an_overdue_measure_counts_once_for_the_states_of_its_request(http, dev_client):
-    """FR asks KZ, respond_by today: once accepted, the two measures that need no court (m1, m3)
-    execute with a deadline already past; m2 (a search) waits for the court, 30 days. KZ's and FR's
-    central authorities count two more overdue actions (not three: the request adds none); UZ,
-    not a party, none. Once the results are in, the two are no longer counted."""
+async def file_past_due_request(dev_client, dev_settings, **changes) -> str:
+    """FR asks KZ; received three days ago, respond_by yesterday: filed through the client library."""
+    body = assistance_body(requesting_state="FR", requested_state="KZ",
+                           received_on=(today() - timedelta(days=3)).isoformat(),
+                           respond_by=(today() - timedelta(days=1)).isoformat(), **changes)
+    await open_assistance(dev_client, AssistanceRequest.model_validate(body), "fr-moj", dev_settings.task_queue)
+    return body["reference"]
+
+
+async def test_a_request_due_today_is_not_overdue_today(http):
+    """respond_by today: once accepted, the measures are due today, and not overdue, in the view,
+    the inbox and the stats (the deadline ends at the end of the day)."""
     body = assistance_body(requesting_state="FR", requested_state="KZ", received_on=today().isoformat(),
                            respond_by=today().isoformat())
     reference = body["reference"]
-    settle = 12.0  # the stats cache is a few seconds old at most; visibility follows within a second
-    before = {a: overdue(await stats(http, a)) for a in ("kz-gpo", "fr-moj", "uz-gpo")}
-
     r = await http.post("/v1/assistance-requests", json=body, headers=key("fr-moj"))
     assert r.status_code == 201, r.text
+    r = await http.post(f"/v1/assistance-requests/{reference}/review", json={"decision": "accept"},
+                        headers=key("kz-gpo"))
+    assert r.status_code == 200, r.text
+    seen = await poll(lambda: request_view(http, reference),
+                      lambda v: {p["measure_id"] for p in v["pending_actions"]} == {"m1", "m2", "m3"})
+    due = {p["measure_id"]: (p["due_on"], p["overdue"]) for p in seen["pending_actions"]}
+    assert due["m1"] == due["m3"] == (today().isoformat(), False), seen["pending_actions"]
+    assert seen["overdue"] is False, seen
+
+    async def inbox_of_afm() -> list[dict[str, Any]]:
+        r = await http.get("/v1/inbox", headers=key("kz-afm"))
+        assert r.status_code == 200, r.text
+        return [i for i in r.json()["items"] if i["reference"] == reference]
+
+    items = await poll(inbox_of_afm, bool, timeout=12.0, every=0.2)  # visibility follows within a second
+    assert [(i["measure_id"], i["due_on"], i["overdue"]) for i in items] == [("m1", today().isoformat(), False)]
+    r = await http.post(f"/v1/assistance-requests/{reference}/withdrawal", json={"reason": "no longer needed"},
+                        headers=key("fr-moj"))
+    assert r.status_code == 200, r.text
+
+
+async def test_an_overdue_measure_counts_once_for_the_states_of_its_request(http, dev_client, dev_settings):
+    """FR asks KZ, respond_by yesterday: once accepted, the two measures that need no court (m1, m3)
+    execute with a deadline already past; m2 (a search) waits for the court, 30 days. KZ's and FR's
+    central authorities count two more overdue actions (not three: the request adds none); UZ,
+    not a party, none. Once the results are in, the two are no longer counted."""
+    settle = 12.0  # the stats cache is a few seconds old at most; visibility follows within a second
+    before = {a: overdue(await stats(http, a)) for a in ("kz-gpo", "fr-moj", "uz-gpo")}
+    reference = await file_past_due_request(dev_client, dev_settings)
+
     r = await http.post(f"/v1/assistance-requests/{reference}/review", json={"decision": "accept"},
                         headers=key("kz-gpo"))
     assert r.status_code == 200, r.text
@@ -100,15 +139,12 @@ async def test_an_overdue_measure_counts_once_for_the_states_of_its_request(http
         assert overdue(done) == peak[authority] - 2, (authority, peak[authority], done["kinds"])
 
 
-async def test_a_confidential_requests_overdue_measures_count_only_for_central_authorities(http):
+async def test_a_confidential_requests_overdue_measures_count_only_for_central_authorities(
+        http, dev_client, dev_settings):
     """The same, confidential: KZ's central authority counts its two overdue measures, the court
     and the executing authorities of KZ (who may not see confidential requests counted) do not."""
-    body = assistance_body(requesting_state="FR", requested_state="KZ", received_on=today().isoformat(),
-                           respond_by=today().isoformat(), confidential=True)
-    reference = body["reference"]
     before = {a: overdue(await stats(http, a)) for a in ("kz-gpo", "kz-court", "kz-afm")}
-    r = await http.post("/v1/assistance-requests", json=body, headers=key("fr-moj"))
-    assert r.status_code == 201, r.text
+    reference = await file_past_due_request(dev_client, dev_settings, confidential=True)
     r = await http.post(f"/v1/assistance-requests/{reference}/review", json={"decision": "accept"},
                         headers=key("kz-gpo"))
     assert r.status_code == 200, r.text

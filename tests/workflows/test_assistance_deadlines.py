@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, time, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -279,6 +279,35 @@ async def test_execution_runs_until_respond_by(skipping_env, tmp_path):
         assert respond_by is not None
         assert {p.measure_id: p.due_on for p in view.pending_actions if p.action == "report_result"} == {
             "m1": respond_by, "m3": respond_by}
+
+
+async def test_a_measure_is_due_all_day_on_respond_by_and_overdue_from_the_next(skipping_env, tmp_path):
+    """A deadline given as a date ends at the end of that day (UTC): at noon on respond_by the
+    measures are not overdue, a minute after midnight they are (and the central authority is told)."""
+    s = settings(tmp_path)
+    async with create_worker(skipping_env.client, s):
+        handle = await start(skipping_env, s, received_on=None,
+                             respond_by=(datetime.now(timezone.utc).date() + 20 * DAY).isoformat())
+        await review(handle, ACCEPT)
+        view = await executing_with_measures(handle)
+        assert view.respond_by is not None
+        noon = datetime.combine(view.respond_by, time(12), tzinfo=timezone.utc)
+        await skipping_env.sleep(noon - await skipping_env.get_current_time())
+
+        view = await view_of(handle)
+        results = [p for p in view.pending_actions if p.action == "report_result"]
+        assert [(p.due_on, p.overdue) for p in results] == [(view.respond_by, False)] * 2, pending(view)
+        assert not view.overdue
+
+        await skipping_env.sleep(12 * timedelta(hours=1) + timedelta(minutes=1))
+
+        async def overdue():
+            v = await view_of(handle)
+            late = [p.measure_id for p in v.pending_actions if p.action == "report_result" and p.overdue]
+            return v if sorted(late) == ["m1", "m3"] else None
+
+        view = await until(overdue, "m1 and m3 to be overdue the day after respond_by")
+        assert view.overdue
 
 
 async def test_a_close_respond_by_sends_the_execution_reminder_at_once(skipping_env, tmp_path):
