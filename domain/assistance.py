@@ -215,8 +215,9 @@ def authorising_court(ref: Reference, requested_state: str) -> str:
 
 
 def scope(request: AssistanceRequest, treaty: Treaty, ref: Reference) -> list[MeasureView]:
-    """Each measure against the treaty: covered at all, and for the coercive ones the treaty
-    names, dual criminality judged in the requested state (needs_review is settled in review)."""
+    """Each measure against the treaty: covered at all, and for every kind the treaty lists as
+    needing it (coercive or not), dual criminality judged in the requested state (needs_review is
+    settled in review). Coercive measures also need the court's authorisation."""
     rules = treaty.assistance
     assert rules is not None, f"{treaty.id} is not an assistance treaty"
     dc = None
@@ -226,7 +227,7 @@ def scope(request: AssistanceRequest, treaty: Treaty, ref: Reference) -> list[Me
                            assigned_to=route_measure(ref, m.kind, request.requested_state))
         if m.kind not in rules.permitted_measures.value:
             view.stage, view.grounds = "not_permitted", ["not_covered_by_treaty"]
-        elif m.kind in COERCIVE_MEASURES and m.kind in rules.dual_criminality_measures.value:
+        elif m.kind in rules.dual_criminality_measures.value:
             dc = dc or assess_dual_criminality([(o.article, o.iccs) for o in request.offences],
                                                ref.articles.get(request.requesting_state),
                                                ref.criminalisation_of(request.requested_state), ref.iccs)

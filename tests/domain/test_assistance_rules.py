@@ -367,3 +367,24 @@ def test_the_outcome_follows_the_counted_measures(stages):
 def test_outcome_examples(stages, outcome):
     views = [MeasureView(id=f"m{i}", kind="search", stage=s) for i, s in enumerate(stages)]
     assert request_outcome(views) == outcome
+
+
+def test_dual_criminality_is_judged_for_every_kind_the_treaty_lists_coercive_or_not(ref):
+    """The treaty's list is data: a non-coercive kind on it is judged (defamation is not criminal
+    in GB), a coercive kind off it is not, and only coercive kinds go to the court."""
+    listed = Treaty.model_validate(treaty_dict(
+        "kz-gb-mla-2015", dual_criminality_measures=["identify_bank_accounts", "interrogation"]))
+    request = assistance_request(requesting_state="KZ", requested_state="GB", offences=DEFAMATION,
+                                 measures=measures("identify_bank_accounts", "interrogation", "search",
+                                                   "information_exchange"))
+    views = by_id(scope(request, listed, ref))
+    assert [(views[m].stage, views[m].grounds, views[m].dual_criminality) for m in ("m1", "m2")] == [
+        ("not_permitted", ["no_dual_criminality"], "failed")] * 2
+    assert (views["m3"].stage, views["m3"].dual_criminality, views["m3"].court) == (
+        "pending", "not_applicable", "gb-ukca")
+    assert (views["m4"].stage, views["m4"].dual_criminality, views["m4"].court) == ("pending", "not_applicable", None)
+
+    fraud = assistance_request(requesting_state="KZ", requested_state="GB", offences=UNRESOLVED,
+                               measures=measures("interrogation"))
+    (only,) = scope(fraud, listed, ref)
+    assert (only.stage, only.dual_criminality, only.court) == ("pending", "needs_review", None)
