@@ -8,9 +8,7 @@ from pydantic import BaseModel
 from temporalio import activity
 
 from domain.reference import reference
-from domain.transfer import Handover
-
-TO_BE_AGREED = "to be agreed between the central authorities"
+from domain.transfer import TO_BE_AGREED, Handover
 
 
 class HandoverPlan(BaseModel):

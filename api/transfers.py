@@ -12,7 +12,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from api.auth import ROLES_IN, caller, deny
-from api.found import Found, find_case, open_or_find, role_has_no_part
+from api.found import Found, find_case, open_or_find, read_case as read_any, role_has_no_part, visible
 from api.body import parse, utc_today
 from api.engine import act_refused, closed_meanwhile, within
 from api.errors import conflict, invalid
@@ -50,8 +50,32 @@ async def open_case(request: Request, response: Response, who: Caller) -> Any:
     body = body.model_copy(update={"received_on": body.received_on or today})
     return await open_or_find(request, response, who, "transfer", body,
                               reference_problems(body.reference, who.state)
-                              + transfer_problems(body, today, request.app.state.reference), open_transfer,
+                              + transfer_problems(body, today, request.app.state.reference)
+                              + await previous_case_problems(request, who, body), open_transfer,
                               TransferView)
+
+
+async def previous_case_problems(request: Request, who: Authority, body: TransferRequest) -> list[tuple[str, str]]:
+    """``previous_reference`` must name a closed transfer case between the same two states that
+    ``who`` may read (a case it may not read is answered as one that does not exist)."""
+    previous = body.previous_reference
+    if previous is None or previous == body.reference:
+        return []  # none, or the request's own problem (domain.transfer)
+    app = request.app.state
+    found = await read_any(app, "transfer", previous, transfer_handle(app.client, previous), TransferView,
+                           TransferWorkflow.view)
+    if found is None or not visible(who, "transfer", found.view):
+        return [("previous_reference", f"previous_reference names no transfer case that {who.id} may read: "
+                                       f"give the reference of an earlier, closed case")]
+    view, states = found.view, {body.sentencing_state, body.administering_state}
+    if {view.sentencing_state, view.administering_state} != states:
+        return [("previous_reference", f"previous_reference names a case between {view.sentencing_state} and "
+                                       f"{view.administering_state}: the earlier case must be between "
+                                       f"{body.sentencing_state} and {body.administering_state}")]
+    if found.live:
+        return [("previous_reference", f"previous_reference names a case still open ({view.stage}): a new case "
+                                       "may follow only a closed one")]
+    return []
 
 
 @router.get("", response_model=CaseList)

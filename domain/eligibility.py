@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from domain.dual_criminality import assess_dual_criminality
 from domain.reference import Reference, Treaty
 from domain.term import full_term_end, remaining_term_satisfied
-from domain.transfer import EligibilityCondition, TransferRequest
+from domain.transfer import EligibilityCondition, Term, TransferRequest
 
 GROUND_OF = {
     "nationality": "not_national",
@@ -45,8 +45,13 @@ def unassessed(reason: str) -> Eligibility:
         for c in GROUND_OF])
 
 
-def release_date_of(request: TransferRequest) -> date | None:
+def release_date_of(request: TransferRequest, converted: Term | None = None) -> date | None:
+    """The full-term end; once the administering state converted the sentence, the end of the
+    converted term, from the same start date and with the same credits (DOMAIN.md, Enforcement)."""
     s = request.sentence
+    if converted is not None:
+        return full_term_end(s.start_date, converted.years, converted.months, converted.days,
+                             s.pretrial_credit_days, s.remission_days)
     if s.indeterminate:
         return None
     return full_term_end(s.start_date, s.years, s.months, s.days, s.pretrial_credit_days, s.remission_days)

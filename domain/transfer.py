@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator, BaseModel, ConfigDict, Field, GetCoreSchemaHandler, GetJsonSchemaHandler, StringConstraints,
@@ -22,6 +23,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError, core_schema
 
 from domain.case import CaseEvent, PendingAction
+from domain.term import full_term_end
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,9 @@ Condition = Literal[
     "pending_proceedings",
 ]
 ConditionOutcome = Literal["satisfied", "failed", "needs_review", "not_applicable"]
+# who asked for the transfer: the person may ask either state, either state may ask (ETS 112 Art. 2)
+InitiatedBy = Literal["sentenced_person", "sentencing_state", "administering_state"]
+Enforcement = Literal["continued", "converted"]  # ETS 112 Art. 9: continued enforcement or conversion
 
 
 class Body(BaseModel):
@@ -179,19 +184,34 @@ class TransferRequest(Body):
     financial_obligations: Annotated[list[FinancialObligation], AtMost(50, "financial obligations")] = []
     pending_proceedings: Annotated[list[PendingProceeding], AtMost(20, "pending proceedings")] = []
     declaration: Declaration | None = None
+    initiated_by: InitiatedBy = "sentenced_person"
+    # an earlier, closed case between the same two states that this one follows (a new request once
+    # the ground of a refusal is gone); that it exists and may be read is checked where cases are read
+    previous_reference: Reference | None = None
+
+    # fields added after cases were opened: left out of the request's digest while they hold their
+    # default, so that the digest of a request opened before them does not change
+    DIGEST_OMITS_DEFAULTS: ClassVar[tuple[str, ...]] = ("initiated_by", "previous_reference")
 
     @model_validator(mode="after")
     def _consistent(self) -> TransferRequest:
         if self.sentencing_state == self.administering_state:
             raise ValueError("administering_state: administering_state must differ from sentencing_state")
+        if self.previous_reference == self.reference:
+            raise ValueError("previous_reference: previous_reference names an earlier case, not this one")
         if self.received_on and self.judgment.date > self.received_on:
             raise ValueError("judgment.date: judgment.date may not lie after received_on")
         return self
 
 
 def request_digest(request: BaseModel) -> str:
-    """SHA-256 of the request's canonical JSON (keys sorted, defaults applied)."""
-    body = json.dumps(request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """SHA-256 of the request's canonical JSON (keys sorted, defaults applied, except those of
+    fields added later: ``DIGEST_OMITS_DEFAULTS``)."""
+    dumped = request.model_dump(mode="json")
+    for name in getattr(request, "DIGEST_OMITS_DEFAULTS", ()):
+        if getattr(request, name) == type(request).model_fields[name].default:
+            dumped.pop(name)
+    body = json.dumps(dumped, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(body.encode()).hexdigest()
 
 
@@ -203,11 +223,40 @@ class LegalReview(Body):
     note: OptionalText = ""
 
 
+class Term(Body):
+    """A term of imprisonment: the sentence as converted by the administering state."""
+
+    years: Years = 0
+    months: Months = 0
+    days: Days = 0
+
+    def __str__(self) -> str:
+        return f"{self.years} years, {self.months} months and {self.days} days"
+
+
 class Decision(Body):
     state: StateCode
     decision: Literal["consent", "refuse"]
     grounds: list[str] = []
     note: OptionalText = ""
+    # the administering state's choice, with its consent (whose state it is, the case knows:
+    # ``enforcement_problem``)
+    enforcement: Enforcement | None = None
+    converted_sentence: Term | None = None
+
+    @model_validator(mode="after")
+    def _enforcement(self) -> Decision:
+        if self.enforcement and self.decision != "consent":
+            raise ValueError("enforcement: enforcement is stated only with a consent")
+        if self.enforcement == "converted" and self.converted_sentence is None:
+            raise ValueError("converted_sentence: converted_sentence is required when enforcement is converted: "
+                             "give the converted term in years, months and days")
+        if self.converted_sentence is not None and self.enforcement != "converted":
+            raise ValueError("converted_sentence: converted_sentence is given only when enforcement is converted")
+        if self.converted_sentence is not None and not any(
+                (self.converted_sentence.years, self.converted_sentence.months, self.converted_sentence.days)):
+            raise ValueError("converted_sentence: the converted term needs years, months or days")
+        return self
 
     @model_validator(mode="after")
     def _grounds(self) -> Decision:
@@ -222,9 +271,58 @@ class Decision(Body):
         return self
 
 
+def enforcement_problem(decision: Decision, request: TransferRequest) -> tuple[str, str] | None:
+    """What the case says of a decision's ``enforcement``: only the administering state states it,
+    and a converted term may not aggravate the imposed sentence (ETS 112 Art. 11(1)(d)): it may not
+    end later than the imposed one, counted from the same start date with the same credits."""
+    if decision.enforcement is None:
+        return None
+    if decision.state != request.administering_state:
+        return "enforcement", (f"enforcement is stated by the administering state ({request.administering_state}) "
+                               f"with its consent, not by {decision.state}")
+    converted, imposed = decision.converted_sentence, request.sentence
+    if converted is not None and not imposed.indeterminate and (
+            full_term_end(imposed.start_date, converted.years, converted.months, converted.days)
+            > full_term_end(imposed.start_date, imposed.years, imposed.months, imposed.days)):
+        return "converted_sentence", (f"converted_sentence may not aggravate the imposed sentence of "
+                                      f"{Term(years=imposed.years, months=imposed.months, days=imposed.days)}")
+    return None
+
+
 class HandoverConfirmation(Body):
     completed_on: Day
     place: Name
+    note: OptionalText = ""  # required when the place is not the arranged point: why
+
+
+# the arranged place when the treaty names no handover point: any place is then the agreed one
+TO_BE_AGREED = "to be agreed between the central authorities"
+_DASHES_AND_SPACES = re.compile(r"[\s\-\u2010-\u2015]+")
+_STATE_IN_PARENTHESES = re.compile(r"\([^)]*\)")
+_SIDES = re.compile(r"\s[\-\u2013\u2014]\s")
+
+
+def _place_key(place: str) -> str:
+    key = _DASHES_AND_SPACES.sub("", _STATE_IN_PARENTHESES.sub("", place).casefold())
+    return key.removesuffix("bordercrossing")
+
+
+def is_arranged_point(place: str, arranged: str) -> bool:
+    """Whether ``place`` is the arranged handover point, compared without regard to case, spaces
+    and dashes: the whole point, or one side of a border crossing (``Zhibek Zholy`` for
+    ``Zhibek Zholy (KZ) – Gishtkuprik (UZ) border crossing``). A point still to be agreed is
+    wherever the handover took place."""
+    if arranged == TO_BE_AGREED:
+        return True
+    return _place_key(place) in {_place_key(arranged), *(_place_key(side) for side in _SIDES.split(arranged))}
+
+
+def handover_problem(confirmation: HandoverConfirmation, arranged: str) -> tuple[str, str] | None:
+    """A handover elsewhere than the arranged point needs a note saying why (API.md)."""
+    if not confirmation.note and not is_arranged_point(confirmation.place, arranged):
+        return "note", (f"note is required when the handover took place elsewhere than the arranged point "
+                        f"({arranged}): say why")
+    return None
 
 
 class Withdrawal(Body):
@@ -249,12 +347,20 @@ class RecordedDecision(BaseModel):
     note: str
     authority: str
     at: datetime
+    enforcement: Enforcement | None = None
+    converted_sentence: Term | None = None
 
 
 class Handover(BaseModel):
+    """Where and by when the person is handed over; once confirmed, where it took place. A
+    handover elsewhere than the ``arranged_place`` is a ``deviation``, with its ``note``."""
+
     place: str
     due_on: date
     completed_on: date | None = None
+    arranged_place: str | None = None  # set when confirmed
+    deviation: bool = False
+    note: str = ""
 
 
 class TransferView(BaseModel):
@@ -272,6 +378,9 @@ class TransferView(BaseModel):
     release_date: date | None = None
     decisions: list[RecordedDecision] = []
     handover: Handover | None = None
+    enforcement: Enforcement | None = None
+    initiated_by: InitiatedBy = "sentenced_person"
+    previous_reference: str | None = None
     pending_actions: list[PendingAction] = []
     overdue: bool = False
     events: list[CaseEvent] = []

@@ -22,12 +22,13 @@ with workflow.unsafe.imports_passed_through():
     from activities.handover import HandoverPlan
     from activities.intake import EligibilityQuestion, TreatyAnswer, TreatyQuestion
     from domain.case import ArchivedCase, RequestSeal
-    from domain.eligibility import Eligibility, unassessed
+    from domain.eligibility import Eligibility, release_date_of, unassessed
     from domain.parties import StateAuthorities
     from domain.reference import Deadlines, Treaty
     from domain.transfer import (
         TERMINAL_STAGES, Declaration, Decision, EligibilityCondition, Handover, HandoverConfirmation,
-        LegalReview, RecordedDecision, TransferRequest, TransferStage, TransferView, Withdrawal, request_digest,
+        LegalReview, RecordedDecision, TransferRequest, TransferStage, TransferView, Withdrawal, enforcement_problem,
+        handover_problem, is_arranged_point, request_digest,
     )
     from workflows.rejection import conflict, invalid, not_permitted, only, or_list, reference_taken
 
@@ -92,7 +93,8 @@ class TransferWorkflow(CaseWorkflow):
     async def run(self, case: OpenTransfer) -> TransferView:
         self.record(self.opened_by, "case_opened",
                     f"{self.request.sentencing_state} → {self.request.administering_state}, "
-                    f"received {self.received_on}")
+                    f"received {self.received_on}, initiated by the {self.request.initiated_by.replace('_', ' ')}"
+                    + (f", following {self.request.previous_reference}" if self.request.previous_reference else ""))
         await self.resolve_treaty()
         if self.treaty is None:
             return await self.close("refused", ["no_treaty"])
@@ -273,11 +275,14 @@ class TransferWorkflow(CaseWorkflow):
         self.validate_decision(actor, decision)
         self.decisions[decision.state] = RecordedDecision(
             state=decision.state, decision=decision.decision, grounds=decision.grounds, note=decision.note,
-            authority=actor, at=workflow.now())
+            authority=actor, at=workflow.now(), enforcement=decision.enforcement,
+            converted_sentence=decision.converted_sentence)
         self.pending = [p for p in self.pending if p.authority != actor]
         self.publish()
+        enforcement = {None: "", "continued": ", enforcement continued",
+                       "converted": f", sentence converted to {decision.converted_sentence}"}[decision.enforcement]
         self.record(actor, f"decision_{decision.decision}",
-                    decision.state + (f": {', '.join(decision.grounds)}" if decision.grounds else ""))
+                    decision.state + (f": {', '.join(decision.grounds)}" if decision.grounds else "") + enforcement)
         other = next(s for s in self.states if s != decision.state)
         self.notify(self.authorities[other].central_authority, "decision_recorded")
         if len(self.decisions) == 2 or decision.decision == "refuse":
@@ -295,6 +300,8 @@ class TransferWorkflow(CaseWorkflow):
         if cited:
             raise invalid("grounds", f"grounds may cite only {or_list(allowed)} in this case, not "
                                      f"{or_list(cited)}")
+        if problem := enforcement_problem(decision, self.request):
+            raise invalid(*problem)
         self.require_stage("awaiting_consents", "a decision can be recorded")
         if decision.state in self.decisions:
             raise conflict(f"a decision for {decision.state} is already recorded: each state decides once")
@@ -303,9 +310,14 @@ class TransferWorkflow(CaseWorkflow):
     async def confirm_handover(self, actor: str, confirmation: HandoverConfirmation) -> None:
         self.validate_handover(actor, confirmation)
         assert self.handover is not None
+        arranged = self.handover.place
+        deviation = not is_arranged_point(confirmation.place, arranged)
         self.handover = Handover(place=confirmation.place, due_on=self.handover.due_on,
-                                 completed_on=confirmation.completed_on)
-        self.record(actor, "handover_confirmed", f"completed on {confirmation.completed_on}")
+                                 completed_on=confirmation.completed_on, arranged_place=arranged, deviation=deviation,
+                                 note=confirmation.note)
+        self.record(actor, "handover_confirmed", f"completed on {confirmation.completed_on}"
+                    + (f" at {confirmation.place}, a deviation from the arranged point ({arranged})" if deviation
+                       else ""))
         await self.moved_on_from("awaiting_handover")
 
     @confirm_handover.validator
@@ -322,6 +334,8 @@ class TransferWorkflow(CaseWorkflow):
         if confirmation.completed_on < self.stage_entered_on:
             raise invalid("completed_on", f"completed_on may not lie before {self.stage_entered_on}, the day both "
                                           "states had consented")
+        if problem := handover_problem(confirmation, self.handover.place):
+            raise invalid(*problem)
 
     @workflow.update
     async def withdraw(self, actor: str, withdrawal: Withdrawal) -> None:
@@ -357,8 +371,9 @@ class TransferWorkflow(CaseWorkflow):
             sentencing_state=self.request.sentencing_state, administering_state=self.request.administering_state,
             received_on=self.received_on, opened_at=self.opened_at,
             eligibility=self.eligibility.conditions if self.eligibility else [],
-            release_date=self.eligibility.release_date if self.eligibility else None,
-            decisions=list(self.decisions.values()), handover=self.handover,
+            release_date=self.release_date(), decisions=list(self.decisions.values()), handover=self.handover,
+            enforcement=self.enforcement().enforcement if self.enforcement() else None,
+            initiated_by=self.request.initiated_by, previous_reference=self.request.previous_reference,
             pending_actions=list(self.pending), overdue=any(p.overdue for p in self.pending),
             events=list(self.events))
 
@@ -427,6 +442,18 @@ class TransferWorkflow(CaseWorkflow):
         """An act has settled how the case ends, and the procedure is about to close it."""
         return self.refusal() is not None or (self.handover is not None and self.handover.completed_on is not None)
 
+    def enforcement(self) -> RecordedDecision | None:
+        """The administering state's consent, when it stated how it enforces the sentence."""
+        consent = self.decisions.get(self.request.administering_state)
+        return consent if consent is not None and consent.enforcement else None
+
+    def release_date(self) -> date | None:
+        """The full-term end, or that of the converted term once the administering state converted it."""
+        converted = self.enforcement().converted_sentence if self.enforcement() else None
+        if converted is not None:
+            return release_date_of(self.request, converted)
+        return self.eligibility.release_date if self.eligibility else None
+
     def refusal(self) -> RecordedDecision | None:
         return next((d for d in self.decisions.values() if d.decision == "refuse"), None)
 
@@ -452,6 +479,14 @@ class TransferWorkflow(CaseWorkflow):
                  f"**Stage:** {self.stage}" + (f" — outcome {self.outcome}" if self.outcome else "")]
         if self.grounds:
             lines.append(f"**Grounds:** {', '.join(self.grounds)}")
+        lines.append(f"**Initiated by:** the {self.request.initiated_by.replace('_', ' ')}"
+                     + (f", following {self.request.previous_reference}" if self.request.previous_reference else ""))
+        if enforcement := self.enforcement():
+            lines.append(f"**Enforcement:** {enforcement.enforcement}"
+                         + (f" ({enforcement.converted_sentence}), release {self.release_date()}"
+                            if enforcement.converted_sentence else ""))
+        if self.handover is not None and self.handover.deviation:
+            lines.append(f"**Handover:** at {self.handover.place}, not the arranged point")
         for p in self.pending:
             lines.append(f"**Waiting for:** {p.authority} to {p.action}, by {p.due_on}"
                          + (" — **OVERDUE**" if p.overdue else ""))

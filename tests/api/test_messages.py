@@ -51,7 +51,8 @@ from domain.case import RequestSeal
 from domain.parties import StateAuthorities
 from domain.reference import reference
 from domain.transfer import (
-    Declaration, Decision, Handover, HandoverConfirmation, LegalReview, RecordedDecision, TransferRequest, Withdrawal,
+    Declaration, Decision, Handover, HandoverConfirmation, LegalReview, RecordedDecision, Term, TransferRequest,
+    Withdrawal,
 )
 from tests.api import helpers
 from tests.api.helpers import case_at, closed, key, poll, serve, today
@@ -413,6 +414,11 @@ ROWS: list[Row] = [
         "declaration.voluntary must be true: a declaration counts only when the person made it voluntarily and "
         "informed of its consequences"),
     Row("unknown field", 422, open_transfer({"colour": "red"}), "colour is not a field of this body: remove it"),
+    Row("unknown previous case", 422, open_transfer({"previous_reference": "KZ-NO-SUCH-CASE"}),
+        "previous_reference names no transfer case that kz-gpo may read: give the reference of an earlier, closed "
+        "case"),
+    Row("who asked, misspelt", 422, open_transfer({"initiated_by": "person"}),
+        "initiated_by must be one of sentenced_person, sentencing_state, administering_state"),
     Row("unknown nested field", 422, open_transfer({"person.nickname": "Azi"}),
         "person.nickname is not a field of this body: remove it"),
     Row("equal states", 422, open_transfer({"administering_state": "KZ"}),
@@ -495,6 +501,21 @@ ROWS: list[Row] = [
     Row("decision for a third state", 422, transfer_act("awaiting_consents", "decisions", "uz-gpo",
                                                         {"state": "FR", "decision": "consent"}),
         "state must be KZ or UZ, a state of this case"),
+    Row("converted without a term", 422, transfer_act("awaiting_consents", "decisions", "uz-gpo",
+                                                      {"state": "UZ", "decision": "consent", "enforcement": "converted"}),
+        "converted_sentence is required when enforcement is converted: give the converted term in years, months "
+        "and days"),
+    Row("enforcement by the sentencing state", 422, transfer_act(
+        "awaiting_consents", "decisions", "kz-gpo", {"state": "KZ", "decision": "consent", "enforcement": "continued"}),
+        "enforcement is stated by the administering state (UZ) with its consent, not by KZ"),
+    Row("aggravating conversion", 422, transfer_act(
+        "awaiting_consents", "decisions", "uz-gpo", {"state": "UZ", "decision": "consent", "enforcement": "converted",
+                                                     "converted_sentence": {"years": 6}}),
+        "converted_sentence may not aggravate the imposed sentence of 5 years, 0 months and 0 days"),
+    Row("handover elsewhere without a note", 422, transfer_act(
+        "awaiting_handover", "handover", "uz-penal", {"completed_on": today().isoformat(), "place": "Tashkent airport"}),
+        "note is required when the handover took place elsewhere than the arranged point (Zhibek Zholy (KZ) \u2013 "
+        "Gishtkuprik (UZ) border crossing): say why"),
     Row("lower-case decision state", 422, transfer_act("awaiting_consents", "decisions", "uz-gpo",
                                                        {"state": "uz", "decision": "consent"}), f"state {STATE_CODE}"),
     Row("unknown decision", 422, transfer_act("awaiting_consents", "decisions", "uz-gpo",
@@ -826,6 +847,13 @@ VALIDATIONS: list[tuple[str, Any, Callable[..., None], tuple[Any, ...], int, str
     ("decision in another stage", transfer(stage="awaiting_handover"), T.validate_decision,
      ("uz-gpo", Decision(state="UZ", decision="consent")), 409,
      "the case is in stage awaiting_handover: a decision can be recorded only in stage awaiting_consents"),
+    ("converted by the sentencing state", transfer(), T.validate_decision,
+     ("kz-gpo", Decision(state="KZ", decision="consent", enforcement="continued")), 422,
+     "enforcement is stated by the administering state (UZ) with its consent, not by KZ"),
+    ("converted into a longer term", transfer(), T.validate_decision,
+     ("uz-gpo", Decision(state="UZ", decision="consent", enforcement="converted",
+                         converted_sentence=Term(years=5, days=1))), 422,
+     "converted_sentence may not aggravate the imposed sentence of 5 years, 0 months and 0 days"),
     ("decision twice", transfer(decisions={"UZ": CONSENTED}), T.validate_decision,
      ("uz-gpo", Decision(state="UZ", decision="consent")), 409,
      "a decision for UZ is already recorded: each state decides once"),
@@ -841,6 +869,9 @@ VALIDATIONS: list[tuple[str, Any, Callable[..., None], tuple[Any, ...], int, str
     ("handover being arranged", transfer(stage="awaiting_handover"), T.validate_handover,
      ("uz-penal", HandoverConfirmation(completed_on=NOW.date(), **PLACE)), 409,
      "the handover is still being arranged; try again shortly"),
+    ("handover elsewhere without a note", transfer(stage="awaiting_handover", handover=ARRANGED), T.validate_handover,
+     ("uz-penal", HandoverConfirmation(completed_on=NOW.date(), place="Tashkent airport")), 422,
+     "note is required when the handover took place elsewhere than the arranged point (Zhibek Zholy): say why"),
     ("handover twice", transfer(stage="awaiting_handover", handover=DONE), T.validate_handover,
      ("uz-penal", HandoverConfirmation(completed_on=NOW.date(), **PLACE)), 409, "the handover is already confirmed"),
     ("handover before the consents", transfer(stage="awaiting_handover", handover=ARRANGED), T.validate_handover,
