@@ -1,6 +1,6 @@
 """Record the committed histories that the replay test replays after every change:
 `python -m tests.histories.record v3` writes `<path>-v3.json` (a local dev server and a worker
-start and stop by themselves). Keep the older versions: they prove that cases begun under
+start and stop by themselves); names after the version record only those scenarios. Keep the older versions: they prove that cases begun under
 earlier code still replay. Re-record only on purpose: an old history that no longer replays means running
 cases would break, which needs `workflow.patched()`, not a new recording."""
 
@@ -143,20 +143,64 @@ async def assistance_continued_as_new(client, tq):
     return client.get_workflow_handle(first.id, run_id=first.result_run_id), []
 
 
-async def main(version: str) -> None:
+async def assistance_due_by_date(client, tq):
+    """Measures executing until a ``respond_by`` date (its deadline's moment changed in v5:
+    patch ``date-deadlines-end-of-day``)."""
+    request = assistance_request(reference="HIST-ASSISTANCE-DUE-BY-DATE", received_on=None,
+                                 respond_by=date.today() + timedelta(days=30))
+    await open_assistance(client, request, "fr-moj", tq)
+    h = assistance_handle(client, request.reference)
+    await h.execute_update(AssistanceWorkflow.record_review, args=["kz-gpo", Review(decision="accept")])
+    await until_measures_started(h)
+    await measure_handle(client, request.reference, "m2").execute_update(
+        MeasureWorkflow.authorise, args=["kz-court", Authorisation(granted=True)])
+    for measure, who in (("m1", "kz-afm"), ("m2", "kz-police"), ("m3", "kz-police")):
+        await measure_handle(client, request.reference, measure).execute_update(
+            MeasureWorkflow.report_result, args=[who, MeasureResult(outcome="executed", evidence=evidence(measure))])
+    return h, [measure_handle(client, request.reference, "m1")]
+
+
+async def transfer_converted_handed_over_elsewhere(client, tq):
+    """Asked for by the administering state; converted by it; handed over elsewhere, with a note (v5)."""
+    from domain.transfer import Term  # v5: recorded by v5 code only
+
+    request = transfer_request(reference="HIST-CONVERTED", initiated_by="administering_state")
+    view = (await open_transfer(client, request, "kz-gpo", tq)).view
+    h = transfer_handle(client, view.reference)
+    await h.execute_update(TransferWorkflow.record_decision, args=["uz-gpo", Decision(
+        state="UZ", decision="consent", enforcement="converted", converted_sentence=Term(years=4))])
+    await h.execute_update(TransferWorkflow.record_decision, args=["kz-gpo", Decision(state="KZ", decision="consent")])
+    await until_handover_arranged(h)
+    today = (await h.query(TransferWorkflow.view)).opened_at.date()
+    await h.execute_update(TransferWorkflow.confirm_handover, args=["uz-penal", HandoverConfirmation(
+        completed_on=today, place="Tashkent airport", note="the crossing was closed")])
+    return h
+
+
+TRANSFERS = [("transfer-transferred", transferred),
+             ("transfer-review-then-state-refusal", declaration_then_legal_review_then_state_refusal),
+             ("transfer-withdrawn", withdrawn), ("transfer-refused-at-intake", refused_at_intake),
+             ("transfer-converted-handed-over-elsewhere", transfer_converted_handed_over_elsewhere)]
+REQUESTS = [("assistance-information-then-completed", assistance_information_then_completed),
+            ("assistance-withdrawn-during-execution", assistance_withdrawn_during_execution),
+            ("assistance-continued-as-new", assistance_continued_as_new),
+            ("assistance-due-by-date", assistance_due_by_date)]
+
+
+async def main(version: str, only: set[str]) -> None:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=installed_binary("temporal"), data_converter=PLAIN_CONVERTER,
         search_attributes=search_attributes.ALL, dev_server_log_level="error")
     settings = Settings(task_queue=f"record-{uuid.uuid4().hex[:6]}", archive_dir=Path(tempfile.mkdtemp()))
     async with create_worker(env.client, settings):
-        for name, scenario in [("transfer-transferred", transferred),
-                               ("transfer-review-then-state-refusal", declaration_then_legal_review_then_state_refusal),
-                               ("transfer-withdrawn", withdrawn), ("transfer-refused-at-intake", refused_at_intake)]:
+        for name, scenario in TRANSFERS:
+            if only and name not in only:
+                continue
             handle = await scenario(env.client, settings.task_queue)
             await save(handle, name, version)
-        for name, scenario in [("assistance-information-then-completed", assistance_information_then_completed),
-                               ("assistance-withdrawn-during-execution", assistance_withdrawn_during_execution),
-                               ("assistance-continued-as-new", assistance_continued_as_new)]:
+        for name, scenario in REQUESTS:
+            if only and name not in only:
+                continue
             handle, measures = await scenario(env.client, settings.task_queue)
             await save(handle, name, version)
             for measure in measures:
@@ -179,8 +223,8 @@ async def save(handle, name: str, version: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m tests.histories.record <version tag, e.g. v3>")
-    asyncio.run(main(sys.argv[1]))
+    if len(sys.argv) < 2:
+        sys.exit("usage: python -m tests.histories.record <version tag, e.g. v3> [scenario name ...]")
+    asyncio.run(main(sys.argv[1], set(sys.argv[2:])))
     sys.stdout.flush()
     os._exit(0)
