@@ -37,7 +37,9 @@ async def read_inbox(request: Request, who: Caller, page_size: Annotated[int, Qu
 
 @router.get("/treaties")
 async def list_treaties(request: Request, who: Caller) -> dict[str, Any]:
-    return {"items": [treaty_json(t) for t in request.app.state.reference.treaties]}
+    """The registry as loaded, and its size (``Reference.registry_counts``)."""
+    ref = request.app.state.reference
+    return {"items": [treaty_json(t) for t in ref.treaties], **ref.registry_counts()}
 
 
 @router.get("/treaties/{treaty_id}")
@@ -60,8 +62,9 @@ async def stats(request: Request, who: Caller) -> dict[str, Any]:
     Per kind: ``total``, ``by_stage``, ``by_outcome``, ``by_partner`` and ``overdue`` (open cases
     whose nearest deadline has passed; for assistance, each measure whose action is overdue counts
     once, as the request itself waits for no one while its measures execute). ``registry``: the
-    size of the whole treaty registry and the caller state's partners in it (``treaties``,
-    ``partners``, ``partner_countries``), and ``in_force``: the treaties in force today that the
+    size of the whole treaty registry as ``GET /v1/treaties`` gives it (``treaties``,
+    ``treaties_verified``, ``partner_states``, ``rules``, ``rules_verified``), the caller state's
+    partners in it (``partners``, ``partner_countries``), and ``in_force``: the treaties in force today that the
     caller's state is a party to, by kind, with their ids, partner states and verified rules."""
     app = request.app.state
     scope = stats_scope(who)
@@ -93,10 +96,8 @@ def overdue_query(kind: str, state: str, confidential: bool, now: datetime) -> s
 
 
 def rules_of(treaty: Treaty) -> list[Rule[Any]]:
-    """The operative rules the registry records for a treaty (a rule it leaves out, the default
-    deadlines, is treatyflow's, not the treaty's: not counted)."""
-    rules = treaty.rules
-    return [getattr(rules, name) for name in type(rules).model_fields if name in rules.model_fields_set]
+    """The operative rules the registry records for a treaty (default deadlines not counted)."""
+    return treaty.recorded_rules
 
 
 def registry_of(treaties: tuple[Treaty, ...], state: str, today: date) -> dict[str, Any]:
@@ -147,7 +148,7 @@ async def count_scope(app: Any, scope: tuple[str, tuple[str, ...], bool]) -> dic
                 "by_outcome": {s: n for s, n in zip(stages, by_stage) if n and s in OUTCOMES},
                 "by_partner": {p: n for p, n in zip(partners, by_partner) if n},
             }
-    result["registry"] = {"treaties": len(ref.treaties), "partner_countries": len(partners),
+    result["registry"] = {**ref.registry_counts(), "partner_countries": len(partners),
                           "partners": partners, "in_force": registry_of(ref.treaties, state, now.date())}
     result["as_of"] = now.isoformat(timespec="seconds")
     return result

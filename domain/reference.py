@@ -17,6 +17,8 @@ from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from domain.citation import Citation, is_canonical_key, parse_citation
+
 DATA_DIR = Path(__file__).parent / "data"
 
 T = TypeVar("T")
@@ -130,6 +132,10 @@ class Treaty(_Data):
     signed_on: date | None = None
     in_force_on: date | None = None
     note: str = ""
+    # Treaties of the same kind this one replaces between the states that are party to both
+    # (the Chisinau Convention of 2002 supersedes the Minsk Convention of 1993): `resolve_treaty`
+    # never picks a superseded treaty where the superseding one binds both states too.
+    supersedes: list[str] = []
     transfer: TransferRules | None = None
     assistance: AssistanceRules | None = None
 
@@ -161,6 +167,13 @@ class Treaty(_Data):
     def verified(self) -> bool:
         """True only when every operative rule was checked against the official text."""
         return all(getattr(self.rules, name).verified for name in type(self.rules).model_fields)
+
+    @property
+    def recorded_rules(self) -> list[Rule]:
+        """The operative rules the registry records for this treaty: a rule it leaves out (the
+        default deadlines) is treatyflow's, not the treaty's, and is not counted."""
+        rules = self.rules
+        return [getattr(rules, name) for name in type(rules).model_fields if name in rules.model_fields_set]
 
     @property
     def deadlines(self) -> Deadlines:
@@ -224,10 +237,22 @@ class Criminalisation(_Data):
 
 
 class ArticleEntry(_Data):
+    """The ICCS code of one article (``188``, ``190-1``) or of one part of it (``188:2``), the
+    article written as the canonical key of ``domain/citation.py``."""
+
     article: str = Field(min_length=1, max_length=32)
     iccs: str = Field(pattern=ICCS_CODE.pattern)
     title: str = Field(min_length=1)
     verified: bool
+
+    @field_validator("article")
+    @classmethod
+    def _canonical_key(cls, article: str) -> str:
+        if not is_canonical_key(article):
+            parsed = parse_citation(article)
+            hint = f"; write {parsed.key!r}" if parsed else ""
+            raise ValueError(f"{article!r} is not a canonical article key such as '188', '190-1' or '188:2'{hint}")
+        return article
 
 
 class ArticleTable(_Data):
@@ -238,9 +263,15 @@ class ArticleTable(_Data):
     source: str = Field(min_length=1)
     articles: list[ArticleEntry] = Field(min_length=1)
 
-    def lookup(self, article: str) -> ArticleEntry | None:
-        wanted = article.strip()
-        return next((a for a in self.articles if a.article == wanted), None)
+    def lookup(self, citation: str | Citation) -> ArticleEntry | None:
+        """The entry for a citation as courts write it (``188 ч.2``, ``ст. 188``): its part's entry
+        when the table has one, else its article's. None when the citation is not understood, names
+        another state's code (``УК РФ`` in the KZ table), or neither entry is listed."""
+        cited = parse_citation(citation) if isinstance(citation, str) else citation
+        if cited is None or cited.code_of not in (None, self.state):
+            return None
+        entries = {entry.article: entry for entry in self.articles}
+        return next((entries[key] for key in cited.lookup_keys if key in entries), None)
 
 
 Role = Literal["central_authority", "prison_service", "court", "executing_authority"]
@@ -284,6 +315,20 @@ class Reference:
 
     def criminalisation_of(self, state: StateCode) -> Criminalisation:
         return self.criminalisation.get(state) or Criminalisation(state=state)
+
+    def registry_counts(self) -> dict[str, int]:
+        """The size of the loaded treaty registry: ``treaties`` and ``treaties_verified`` (those
+        whose every rule is verified), ``partner_states`` (the states party to at least one
+        treaty), and ``rules`` / ``rules_verified`` (the rules the registry records, default
+        deadlines not counted, and how many of them are verified)."""
+        rules = [r for t in self.treaties for r in t.recorded_rules]
+        return {
+            "treaties": len(self.treaties),
+            "treaties_verified": sum(t.verified for t in self.treaties),
+            "partner_states": len({p for t in self.treaties for p in t.parties}),
+            "rules": len(rules),
+            "rules_verified": sum(r.verified for r in rules),
+        }
 
 
 def _read_json(path: Path) -> object:
@@ -345,7 +390,11 @@ def load_reference(data_dir: Path = DATA_DIR) -> Reference:
 
     articles: dict[str, ArticleTable] = {}
     for path in sorted((data_dir / "articles").glob("*.json")):
-        table = _parse(ArticleTable, _read_json(path), str(path))
+        raw = _read_json(path)
+        if isinstance(raw, dict) and isinstance(raw.get("articles"), list):  # name the entry at fault
+            for i, entry in enumerate(raw["articles"]):
+                _parse(ArticleEntry, entry, f"{path}: {_entry_name(entry, i)}")
+        table = _parse(ArticleTable, raw, str(path))
         assert isinstance(table, ArticleTable)
         if path.stem != table.state:
             raise ReferenceDataError(f"{path}: file name must be the state code {table.state}")
@@ -366,11 +415,21 @@ def load_reference(data_dir: Path = DATA_DIR) -> Reference:
     for dup in {i for i in authority_ids if authority_ids.count(i) > 1}:
         raise ReferenceDataError(f"{data_dir / 'authorities.json'}: authority id {dup!r} listed twice")
     states_with_central = {a.state for a in authorities if a.role == "central_authority"}
+    by_id = {t.id: t for t in treaties}
     for t in treaties:
         missing = [p for p in t.parties if p not in states_with_central]
         if missing:
             raise ReferenceDataError(
                 f"{data_dir / 'treaties.json'}: treaty {t.id!r}: no central authority for {missing}")
+        for other in t.supersedes:
+            superseded = by_id.get(other)
+            if superseded is None or superseded.kind != t.kind or other == t.id:
+                raise ReferenceDataError(
+                    f"{data_dir / 'treaties.json'}: treaty {t.id!r}: supersedes {other!r}, which is not "
+                    f"another {t.kind} treaty of the registry")
+            if t.id in superseded.supersedes:
+                raise ReferenceDataError(
+                    f"{data_dir / 'treaties.json'}: treaty {t.id!r}: supersedes {other!r}, which supersedes it")
     return Reference(
         treaties=tuple(treaties), iccs=iccs, criminalisation=criminalisation, articles=articles,
         authorities=tuple(authorities),

@@ -17,7 +17,9 @@ def resolve_treaty(
     multilateral convention both are parties to; else None (the case is refused `no_treaty`).
 
     A treaty that records its entry into force governs only requests received on or after it.
-    Among several candidates of the same tier the one in force latest wins (then by id)."""
+    Among several candidates of the same tier, one that another candidate ``supersedes`` is set
+    aside (both bind the two states, so they are common parties: the Chisinau Convention wins
+    over the Minsk Convention); of the rest, the one in force latest wins (then by id)."""
     pair = {state_a, state_b}
     in_force = [
         t for t in treaties
@@ -26,5 +28,8 @@ def resolve_treaty(
     for multilateral in (False, True):
         tier = [t for t in in_force if t.multilateral == multilateral]
         if tier:
-            return max(tier, key=lambda t: (t.in_force_on or date.min, t.id))
+            superseded = {s for t in tier for s in t.supersedes}
+            # a cycle of supersession would leave none: then the rule of the later in force decides alone
+            current = [t for t in tier if t.id not in superseded] or tier
+            return max(current, key=lambda t: (t.in_force_on or date.min, t.id))
     return None

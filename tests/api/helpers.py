@@ -19,7 +19,9 @@ from tests.factories import BASE, transfer_body
 
 T = TypeVar("T")
 
-# The authority directory (domain/data/authorities.json), by id: (state, role).
+# The demo states' part of the authority directory (domain/data/authorities.json), by id: (state, role).
+# The directory also holds the central authorities of the rest of the treaty network (ru-gp, kg-gp,
+# cn-moj, ...): the tests that go through every authority go through these demo ones.
 AUTHORITIES: dict[str, tuple[str, str]] = {
     "kz-gpo": ("KZ", "central_authority"),
     "kz-penal": ("KZ", "prison_service"),

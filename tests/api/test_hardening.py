@@ -181,14 +181,19 @@ def expected_reader(authority: str, readers: set[str]) -> int:
 
 
 async def test_a_confidential_request_whose_search_is_not_permitted_hides_from_the_police(http):
+    # the offence is unresolved; the reviewer finds no dual criminality, so the search is not permitted
     body = assistance_body(confidential=True,
-                           offences=[{"article": "128", "iccs": "0209", "description": "Defamation"}],
+                           offences=[{"article": "9999", "description": "an offence without ICCS code"}],
                            measures=[{"id": "m1", "kind": "identify_bank_accounts", "description": "Accounts"},
                                      {"id": "m2", "kind": "search", "description": "Search of the office"}])
     r = await http.post("/v1/assistance-requests", json=body, headers=key("fr-moj"))
     assert r.status_code == 201, r.text
-    stages = {m["id"]: (m["stage"], m["assigned_to"]) for m in r.json()["measures"]}
-    assert stages == {"m1": ("pending", "kz-afm"), "m2": ("not_permitted", None)}, stages
+    r = await http.post(f"/v1/assistance-requests/{body['reference']}/review", headers=key("kz-gpo"),
+                        json={"decision": "accept", "dual_criminality": "not_satisfied"})
+    assert r.status_code == 200, r.text
+    measures = {m["id"]: m for m in r.json()["measures"]}
+    assert (measures["m1"]["assigned_to"], measures["m2"]["stage"], measures["m2"]["assigned_to"]) == (
+        "kz-afm", "not_permitted", None), measures
     reference = body["reference"]
     readers = {"fr-moj", "kz-gpo", "kz-afm"}
 

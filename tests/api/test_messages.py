@@ -180,11 +180,19 @@ async def request_at(http: httpx.AsyncClient, stage: str) -> str:
     """A fresh FR→KZ request (m1 identify_bank_accounts for kz-afm, m2 search for kz-court then
     kz-police, m3 interrogation for kz-police) in ``stage``: ``under_review``,
     ``awaiting_information``, ``executing`` (m2 awaiting authorisation, m1 and m3 executing),
-    ``not_permitted`` (under review, its search not permitted: the offence is not criminal in KZ),
+    ``not_permitted`` (its search not permitted: the reviewer found no dual criminality; m1 and m3
+    executing),
     ``needs_review`` (under review, dual criminality of its search to be settled), ``withdrawn``
     (closed, once executing) or ``cancelled`` (withdrawn while executing)."""
     if stage == "not_permitted":
-        return await file_request(http, offences=[{"article": "434", "iccs": "0209", "description": "Defamation"}])
+        # no shipped offence code is simply not criminal in KZ (0209 goes to review there): the
+        # reviewer settles an unresolved offence as not criminal, which leaves the search not permitted
+        reference = await file_request(http, offences=[{"article": "9999", "description": "unmapped"}])
+        r = await http.post(f"/v1/assistance-requests/{reference}/review", headers=key("kz-gpo"),
+                            json={"decision": "accept", "dual_criminality": "not_satisfied"})
+        assert r.status_code == 200, r.text
+        assert {m["id"]: m["stage"] for m in r.json()["measures"]}["m2"] == "not_permitted", r.text
+        return reference
     if stage == "needs_review":
         reference = await file_request(http, offences=[{"article": "9999", "description": "unmapped"}])
         view = (await http.get(f"/v1/assistance-requests/{reference}", headers=key("fr-moj"))).json()

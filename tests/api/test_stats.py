@@ -189,13 +189,16 @@ async def test_the_registry_figures_are_the_callers_own_states(http):
     kz, uz, fr = (answers[s]["registry"]["in_force"] for s in ("KZ", "UZ", "FR"))
     assert kz != uz and kz != fr and uz != fr
     # what the data says today, spelled out (a change of treaties.json changes these on purpose)
-    assert kz["by_kind"]["transfer"]["treaties"] == 4 and kz["by_kind"]["assistance"]["treaties"] == 6
-    assert uz["ids"] == ["kz-uz-transfer-2021"] and uz["partners"] == ["KZ"]
-    assert uz["by_kind"]["assistance"] == {"treaties": 0, "ids": [], "partners": [], "verified": 0,
-                                           "rules": {"verified": 0, "total": 0}}
+    assert kz["by_kind"]["transfer"]["treaties"] == 16 and kz["by_kind"]["assistance"]["treaties"] == 14
+    assert "cis-1998-transfer" in kz["by_kind"]["transfer"]["ids"] and "RU" in kz["partners"]
+    assert uz["by_kind"]["transfer"]["ids"] == ["kz-uz-transfer-2021"]  # UZ is no party to the CIS transfer convention
+    assert uz["by_kind"]["assistance"]["ids"] == ["cis-1993-minsk-legal-assistance",
+                                                  "cis-2002-chisinau-legal-assistance"]
+    assert uz["by_kind"]["assistance"]["verified"] == 0 and "KZ" in uz["by_kind"]["assistance"]["partners"]
     assert fr["by_kind"]["transfer"]["ids"] == ["coe-ets-112"]
     assert fr["by_kind"]["transfer"]["partners"] == ["ES", "GB", "HU", "IT"]
-    assert fr["rules"] == {"verified": 10, "total": 10}
+    # ETS 112 Art. 3(1) verified (5 of 7), KZ-FR's refusal grounds as reported (1 of 3)
+    assert fr["rules"] == {"verified": 6, "total": 10}
     assert kz["rules"]["verified"] < kz["rules"]["total"]
     # the figures are the state's, whatever the caller's role: the registry is public to every one
     assert (await stats(http, "kz-penal"))["registry"] == answers["KZ"]["registry"]

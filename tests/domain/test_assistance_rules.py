@@ -85,10 +85,11 @@ def test_scope_under_kz_fr_routes_each_measure_and_sends_the_search_to_the_court
 
 
 @pytest.mark.parametrize("offences, outcome, stage, grounds", [
-    (DEFAMATION, "failed", "not_permitted", ["no_dual_criminality"]),
+    # defamation or insult (0209) always needs review in Kazakhstan: insult is still a crime there
+    (DEFAMATION, "needs_review", "pending", []),
     (FRAUD, "satisfied", "pending", []),
     (UNRESOLVED, "needs_review", "pending", []),
-    (FRAUD + DEFAMATION, "failed", "not_permitted", ["no_dual_criminality"]),
+    (FRAUD + DEFAMATION, "needs_review", "pending", []),
     (FRAUD + UNRESOLVED, "needs_review", "pending", []),
 ])
 def test_coercive_measures_need_dual_criminality_judged_in_kazakhstan(ref, offences, outcome, stage, grounds):
@@ -101,6 +102,20 @@ def test_coercive_measures_need_dual_criminality_judged_in_kazakhstan(ref, offen
         else:
             assert (v.dual_criminality, v.stage, v.grounds, v.court) == ("not_applicable", "pending", [], None), v.kind
     assert [v.id for v in views] == [m.id for m in request.measures]
+
+
+@pytest.mark.parametrize("offences", [DEFAMATION, FRAUD + DEFAMATION])
+def test_a_coercive_measure_for_conduct_not_criminal_in_the_requested_state_is_not_permitted(ref, offences):
+    """0209 is not criminal in GB (criminal libel abolished): a KZ search for defamation fails there."""
+    request = assistance_request(requesting_state="KZ", requested_state="GB", offences=offences,
+                                 measures=measures(*KINDS))
+    views = scope(request, treaty("kz-gb-mla-2015"), ref)
+    for v in views:
+        if v.kind in COERCIVE:
+            assert (v.dual_criminality, v.stage, v.grounds, v.court) == (
+                "failed", "not_permitted", ["no_dual_criminality"], None), v.kind
+        else:
+            assert (v.dual_criminality, v.stage, v.grounds) == ("not_applicable", "pending", []), v.kind
 
 
 def treaty_dict(treaty_id: str, **assistance_changes) -> dict:
@@ -126,8 +141,11 @@ def test_a_measure_the_treaty_does_not_permit_is_not_covered(ref):
 
 
 def test_a_measure_not_covered_is_not_permitted_even_with_a_failing_offence(ref):
-    narrow = Treaty.model_validate(treaty_dict("kz-fr-mla-2021", permitted_measures=["interrogation"]))
-    views = scope(assistance_request(offences=DEFAMATION, measures=measures("search", "interrogation")), narrow, ref)
+    # defamation is not criminal in GB, so the search would fail dual criminality there
+    narrow = Treaty.model_validate(treaty_dict("kz-gb-mla-2015", permitted_measures=["interrogation"]))
+    request = assistance_request(requesting_state="KZ", requested_state="GB", offences=DEFAMATION,
+                                 measures=measures("search", "interrogation"))
+    views = scope(request, narrow, ref)
     assert [(v.stage, v.grounds) for v in views] == [("not_permitted", ["not_covered_by_treaty"]), ("pending", [])]
 
 

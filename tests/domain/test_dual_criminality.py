@@ -41,19 +41,22 @@ def criminalisation(state: str, not_criminal: list[str] = (), always_review: lis
 
 def test_an_explicit_iccs_code_wins_over_the_article_table(ref):
     table = article_table("UZ", {"42": "0502"})
-    kz = ref.criminalisation_of("KZ")
-    given_code = assess_offence("42", "0209", table, kz, ref.iccs)
+    gb = ref.criminalisation_of("GB")  # 0209 is not criminal in GB
+    given_code = assess_offence("42", "0209", table, gb, ref.iccs)
     assert (given_code.code, given_code.code_from, given_code.outcome) == ("0209", "given", "failed")
-    from_table = assess_offence("42", None, table, kz, ref.iccs)
+    from_table = assess_offence("42", None, table, gb, ref.iccs)
     assert (from_table.code, from_table.code_from, from_table.outcome) == ("0502", "article_table", "satisfied")
 
 
 def test_the_article_table_resolves_an_offence_without_a_code(ref):
     table = article_table("UZ", {"139": "0209", "169": "0502"})
-    kz = ref.criminalisation_of("KZ")
-    defamation = assess_offence("139", None, table, kz, ref.iccs)
+    gb = ref.criminalisation_of("GB")
+    defamation = assess_offence("139", None, table, gb, ref.iccs)
     assert (defamation.code, defamation.code_from, defamation.outcome) == ("0209", "article_table", "failed")
-    theft = assess_offence("169", None, table, kz, ref.iccs)
+    # in KZ the same offence goes to review: insult (within 0209) is still a crime there
+    in_kz = assess_offence("139", None, table, ref.criminalisation_of("KZ"), ref.iccs)
+    assert (in_kz.code, in_kz.code_from, in_kz.outcome) == ("0209", "article_table", "needs_review")
+    theft = assess_offence("169", None, table, gb, ref.iccs)
     assert (theft.code, theft.code_from, theft.outcome) == ("0502", "article_table", "satisfied")
 
 
@@ -88,17 +91,54 @@ def test_article_lookup_ignores_surrounding_whitespace(ref):
     assert assess_offence(" 188 ", None, table, ref.criminalisation_of("UZ"), ref.iccs).code == "0502"
 
 
+@pytest.mark.parametrize("article", ["188 ч.2", "ч. 2 ст. 188 УК РК", "188-бап 2-бөлігі", "188(2)"])
+def test_a_citation_as_courts_write_it_resolves_through_the_shipped_table(ref, article):
+    result = assess_offence(article, None, ref.articles["KZ"], ref.criminalisation_of("UZ"), ref.iccs)
+    assert (result.article, result.code, result.code_from, result.outcome) == \
+        (article, "0502", "article_table", "satisfied")
+
+
+def test_a_parts_own_entry_gives_its_own_code(ref):
+    kz, uz = ref.articles["KZ"], ref.criminalisation_of("UZ")
+    assert assess_offence("191 ч.1", None, kz, uz, ref.iccs).code == "0502"  # open theft
+    assert assess_offence("191 ч.2", None, kz, uz, ref.iccs).code == "0401"  # the article's entry
+
+
+@pytest.mark.parametrize(("article", "reason"), [
+    ("ст. 999", "no entry for 999 in the KZ article table"),
+    ("999 ч.2", "no entry for 999:2 or 999 in the KZ article table"),
+    ("gibberish", "the citation is not understood"),
+    ("s. 1 Theft Act 1968", "the citation is not understood"),
+    ("ст. 188 УК РФ", "names the criminal code of RU"),
+])
+def test_an_unknown_or_unreadable_citation_needs_review_without_error(ref, article, reason):
+    result = assess_offence(article, None, ref.articles["KZ"], ref.criminalisation_of("UZ"), ref.iccs)
+    assert (result.article, result.code, result.code_from, result.outcome) == (article, None, "none", "needs_review")
+    assert reason in result.reason
+    combined = assess_dual_criminality([("188 ч.2", None), (article, None)], ref.articles["KZ"],
+                                       ref.criminalisation_of("UZ"), ref.iccs)
+    assert combined.outcome == "needs_review"
+    assert article in combined.describe()
+
+
 # --- criminalisation in the judging state ---------------------------------------------------
 
 
 @pytest.mark.parametrize(
     ("state", "code", "expected"),
     [
-        ("KZ", "0209", "failed"),      # defamation: not a crime in Kazakhstan since 2020
-        ("KZ", "02091", "failed"),     # prefix exclusion: a group under 0209
-        ("KZ", "020911", "failed"),    # and a class
-        ("KZ", "0208", "satisfied"),   # the neighbouring division is not excluded
+        # defamation left the Kazakh criminal code in 2020, insult stayed: 0209 always needs review
+        ("KZ", "0209", "needs_review"),
+        ("KZ", "02091", "needs_review"),   # prefix: a group under 0209
+        ("KZ", "020911", "needs_review"),  # and a class
+        ("KZ", "02", "needs_review"),      # a section broader than 0209 may be that conduct too
+        ("KZ", "0208", "satisfied"),       # the neighbouring division is not concerned
         ("KZ", "0502", "satisfied"),
+        ("KZ", "05", "satisfied"),         # a section with no entry under it
+        ("GB", "0209", "failed"),      # criminal libel abolished in England and Wales (2009)
+        ("GB", "02091", "failed"),     # prefix exclusion: a group under 0209
+        ("GB", "020911", "failed"),    # and a class
+        ("GB", "02", "needs_review"),  # broader than the excluded division
         ("UZ", "0209", "satisfied"),   # defamation is a crime in Uzbekistan
         ("UZ", "02091", "satisfied"),
         ("FR", "0209", "satisfied"),   # and in France
@@ -126,6 +166,28 @@ def test_always_review_entries_need_review(ref):
     assert assess_offence("1", "0701", None, table, ref.iccs).outcome == "satisfied"
 
 
+def test_a_code_broader_than_an_always_review_entry_needs_review_too(ref):
+    table = criminalisation("XX", always_review=["02091"])
+    broader = assess_offence("1", "0209", None, table, ref.iccs)
+    assert broader.outcome == "needs_review"
+    assert "02091" in broader.reason and "XX" in broader.reason
+    assert assess_offence("1", "02", None, table, ref.iccs).outcome == "needs_review"
+    # a sibling group, or another section, is not covered by the entry
+    assert assess_offence("1", "02092", None, table, ref.iccs).outcome == "satisfied"
+    assert assess_offence("1", "0208", None, table, ref.iccs).outcome == "satisfied"
+    assert assess_offence("1", "07", None, table, ref.iccs).outcome == "satisfied"
+
+
+def test_a_kazakh_conviction_for_insult_goes_to_review_not_refusal(ref):
+    """An Uzbek judgment for insult (UZ art. 140, ICCS 0209) transferred to Kazakhstan: insult is
+    still a crime in KZ, defamation is not; the conduct decides, so a lawyer reviews it."""
+    result = assess_dual_criminality([("140", None)], ref.articles["UZ"], ref.criminalisation_of("KZ"), ref.iccs)
+    assert result.outcome == "needs_review"
+    (offence,) = result.offences
+    assert (offence.code, offence.code_from) == ("0209", "article_table")
+    assert "always needs review" in offence.reason and "KZ" in offence.reason
+
+
 def test_not_criminal_outranks_always_review(ref):
     table = criminalisation("XX", not_criminal=["0209"], always_review=["0209"])
     assert assess_offence("1", "0209", None, table, ref.iccs).outcome == "failed"
@@ -144,10 +206,12 @@ def test_an_unknown_code_from_the_article_table_needs_review(ref):
 
 
 def test_the_state_judged_is_named_in_the_reason(ref):
-    failed = assess_offence("1", "0209", None, ref.criminalisation_of("KZ"), ref.iccs)
-    assert "KZ" in failed.reason and "0209" in failed.reason
-    described = assess_dual_criminality([("130", "0209")], None, ref.criminalisation_of("KZ"), ref.iccs).describe()
+    failed = assess_offence("1", "0209", None, ref.criminalisation_of("GB"), ref.iccs)
+    assert "GB" in failed.reason and "0209" in failed.reason
+    described = assess_dual_criminality([("130", "0209")], None, ref.criminalisation_of("GB"), ref.iccs).describe()
     assert "130" in described and "0209" in described and "failed" in described
+    review = assess_offence("1", "0209", None, ref.criminalisation_of("KZ"), ref.iccs)
+    assert "KZ" in review.reason and "0209" in review.reason
 
 
 # --- combining offences ---------------------------------------------------------------------
@@ -187,6 +251,6 @@ def test_combination_of_offences(drawn):
 
 def test_one_failing_offence_fails_the_whole_condition_even_with_others_unresolved(ref):
     result = assess_dual_criminality(
-        [("188", "0502"), ("unknown-article", None), ("130", "0209")], None, ref.criminalisation_of("KZ"), ref.iccs)
+        [("188", "0502"), ("unknown-article", None), ("130", "0209")], None, ref.criminalisation_of("GB"), ref.iccs)
     assert result.outcome == "failed"
     assert [o.outcome for o in result.offences] == ["satisfied", "needs_review", "failed"]

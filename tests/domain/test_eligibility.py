@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain.eligibility import Eligibility, assess_eligibility, release_date_of
-from domain.reference import ArticleTable, Treaty, reference
+from domain.reference import ArticleTable, Criminalisation, Treaty, reference
 from domain.transfer import TransferRequest
 
 CONDITIONS = ["nationality", "final_judgment", "remaining_term", "dual_criminality",
@@ -68,6 +68,16 @@ def treaty(treaty_id: str) -> Treaty:
 def assess(req: TransferRequest, treaty_id: str = "kz-uz-transfer-2021", received_on: date = RECEIVED,
            ref=None) -> Eligibility:
     return assess_eligibility(req, treaty(treaty_id), ref or reference(), received_on)
+
+
+def no_0209_in_kazakhstan():
+    """The shipped data with a Kazakhstan where 0209 is simply not criminal (the real data sends
+    it to review, insult being still a crime): a KZ-UZ case whose dual criminality fails, the
+    only treaty whose six conditions can all fail."""
+    shipped = reference()
+    kz = Criminalisation.model_validate({"state": "KZ", "not_criminal": [
+        {"code": "0209", "source": "test fixture", "verified": True}]})
+    return dataclasses.replace(shipped, criminalisation={**shipped.criminalisation, "KZ": kz})
 
 
 def outcome(result: Eligibility, condition: str) -> str:
@@ -135,7 +145,7 @@ def test_all_failing_grounds_are_reported_at_once():
         financial_obligations=[UNSETTLED],
         pending_proceedings=[{"kind": "trial", "description": "another charge"}],
     )
-    result = assess(req)
+    result = assess(req, ref=no_0209_in_kazakhstan())
     check_shape(result)
     assert result.grounds == GROUNDS
     assert all(c.outcome == "failed" for c in result.conditions)
@@ -222,11 +232,17 @@ def test_indeterminate_sentence_satisfies_the_remaining_term_and_has_no_release_
 # --- dual criminality -----------------------------------------------------------------------
 
 
-def test_defamation_into_kazakhstan_fails_and_into_uzbekistan_does_not():
+def test_defamation_or_insult_into_kazakhstan_needs_review_and_into_uzbekistan_is_satisfied():
+    """0209 covers defamation (no longer a crime in KZ) and insult (still one): a lawyer decides."""
     defamation = {"offences": [{"article": "139", "iccs": "0209", "description": "Defamation"}]}
     into_kz = assess(request(sentencing_state="UZ", administering_state="KZ", person={"citizenships": ["KZ"]},
                              judgment=defamation))
-    assert into_kz.grounds == ["no_dual_criminality"]
+    assert outcome(into_kz, "dual_criminality") == "needs_review"
+    assert into_kz.needs_review is True and into_kz.grounds == []
+    insult = {"offences": [{"article": "140", "description": "Insult"}]}  # UZ art. 140, 0209 by the UZ table
+    into_kz = assess(request(sentencing_state="UZ", administering_state="KZ", person={"citizenships": ["KZ"]},
+                             judgment=insult))
+    assert outcome(into_kz, "dual_criminality") == "needs_review" and into_kz.grounds == []
     into_uz = assess(request(judgment=defamation))
     assert outcome(into_uz, "dual_criminality") == "satisfied"
     assert into_uz.grounds == []
@@ -255,12 +271,15 @@ def _table(state: str, mapping: dict[str, str]) -> ArticleTable:
 
 
 def test_articles_are_read_in_the_sentencing_states_table_and_judged_in_the_administering_state(ref):
-    # article "42" is defamation in UZ's code, theft in KZ's: a UZ judgment transferred to KZ is defamation.
+    # article "42" is defamation in UZ's code, theft in KZ's: a UZ judgment transferred to KZ is
+    # defamation (0209, reviewed in KZ), not theft (0502, satisfied).
     custom = dataclasses.replace(ref, articles={"UZ": _table("UZ", {"42": "0209"}),
                                                 "KZ": _table("KZ", {"42": "0502"})})
     uz_to_kz = request(sentencing_state="UZ", administering_state="KZ", person={"citizenships": ["KZ"]},
                        judgment={"offences": [{"article": "42"}]})
-    assert assess(uz_to_kz, ref=custom).grounds == ["no_dual_criminality"]
+    assert outcome(assess(uz_to_kz, ref=custom), "dual_criminality") == "needs_review"
+    assert assess(uz_to_kz, ref=dataclasses.replace(no_0209_in_kazakhstan(), articles=custom.articles)).grounds == [
+        "no_dual_criminality"]
     kz_to_uz = request(judgment={"offences": [{"article": "42"}]})
     assert outcome(assess(kz_to_uz, ref=custom), "dual_criminality") == "satisfied"
 
@@ -305,7 +324,8 @@ def test_treaties_without_those_grounds_mark_them_not_applicable(treaty_id, sent
 
 
 def toggled_request(fail: tuple[bool, bool, bool, bool, bool, bool]) -> TransferRequest:
-    """UZ→KZ under KZ-UZ, each condition made to fail independently."""
+    """UZ→KZ under KZ-UZ, each condition made to fail independently (0209 failing in KZ as
+    ``no_0209_in_kazakhstan`` has it)."""
     nationality, final, term, dual, financial, pending = fail
     return request(
         sentencing_state="UZ", administering_state="KZ",
@@ -318,10 +338,13 @@ def toggled_request(fail: tuple[bool, bool, bool, bool, bool, bool]) -> Transfer
     )
 
 
+NO_0209_IN_KZ = no_0209_in_kazakhstan()
+
+
 @FAST
 @given(st.tuples(*[st.booleans()] * 6))
 def test_grounds_are_exactly_the_failing_conditions_in_order(fail):
-    result = assess(toggled_request(fail))
+    result = assess(toggled_request(fail), ref=NO_0209_IN_KZ)
     check_shape(result)
     assert result.grounds == [g for g, f in zip(GROUNDS, fail) if f]
     assert [c.outcome for c in result.conditions] == ["failed" if f else "satisfied" for f in fail]

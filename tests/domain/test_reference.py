@@ -69,9 +69,18 @@ def test_kz_uz_transfer_rules(ref):
     assert {"outstanding_financial_obligations", "proceedings_pending"} <= set(rules.refusal_grounds.value)
 
 
-def test_kazakhstan_does_not_criminalise_defamation(ref):
+def test_kazakhstan_sends_defamation_or_insult_to_review(ref):
+    """Defamation left the Kazakh criminal code in 2020, insult stayed: 0209 is neither excluded
+    nor presumed criminal, it always needs review, and says where that comes from."""
     kz = ref.criminalisation_of("KZ")
-    assert "0209" in {entry.code for entry in kz.not_criminal}
+    assert "0209" not in {entry.code for entry in kz.not_criminal}
+    (entry,) = [e for e in kz.always_review if e.code == "0209"]
+    assert "130" in entry.note and "insult" in entry.note.lower()
+    assert "fergana" in entry.source and entry.verified is False
+
+
+def test_britain_does_not_criminalise_defamation(ref):
+    assert "0209" in {entry.code for entry in ref.criminalisation_of("GB").not_criminal}
 
 
 @pytest.mark.parametrize("state", ["UZ", "FR"])
@@ -172,16 +181,20 @@ def test_treaty_with_a_bad_refusal_ground(data_dir):
     assert "bad_weather" in str(err.value)
 
 
-def test_treaty_party_without_a_central_authority(data_dir):
+@pytest.mark.parametrize(("authority", "treaty_id", "state"), [
+    ("uz-gpo", "kz-uz-transfer-2021", "UZ"),
+    ("ru-gp", "cis-1998-transfer", "RU"),  # a state of the wider network, too
+])
+def test_treaty_party_without_a_central_authority(data_dir, authority, treaty_id, state):
     path = data_dir / "authorities.json"
     raw = _load(path)
-    raw["authorities"] = [a for a in raw["authorities"] if a["id"] != "uz-gpo"]
+    raw["authorities"] = [a for a in raw["authorities"] if a["id"] != authority]
     _save(path, raw)
     with pytest.raises(ReferenceDataError) as err:
         load_reference(data_dir)
     assert str(data_dir / "treaties.json") in str(err.value)
-    assert "kz-uz-transfer-2021" in str(err.value)
-    assert "UZ" in str(err.value)
+    assert treaty_id in str(err.value)
+    assert state in str(err.value)
 
 
 def test_invalid_json(data_dir):
@@ -225,3 +238,30 @@ def test_unknown_iccs_code_in_criminalisation(data_dir):
         load_reference(data_dir)
     assert str(path) in str(err.value)
     assert "code='0599'" in str(err.value)
+
+
+@pytest.mark.parametrize(("superseded", "why"), [
+    ("cis-1994-atlantis", "unknown id"),
+    ("cis-1998-transfer", "a treaty of the other kind"),
+    ("cis-2002-chisinau-legal-assistance", "itself"),
+])
+def test_a_treaty_superseding_what_is_not_another_treaty_of_its_kind(data_dir, superseded, why):
+    path = data_dir / "treaties.json"
+    raw = _load(path)
+    _entry(raw["treaties"], "id", "cis-2002-chisinau-legal-assistance")["supersedes"] = [superseded]
+    _save(path, raw)
+    with pytest.raises(ReferenceDataError) as err:
+        load_reference(data_dir)
+    assert str(path) in str(err.value), why
+    assert "cis-2002-chisinau-legal-assistance" in str(err.value) and superseded in str(err.value), why
+
+
+def test_two_treaties_superseding_each_other(data_dir):
+    path = data_dir / "treaties.json"
+    raw = _load(path)
+    _entry(raw["treaties"], "id", "cis-1993-minsk-legal-assistance")["supersedes"] = [
+        "cis-2002-chisinau-legal-assistance"]
+    _save(path, raw)
+    with pytest.raises(ReferenceDataError) as err:
+        load_reference(data_dir)
+    assert "cis-1993-minsk-legal-assistance" in str(err.value)

@@ -1,7 +1,8 @@
 """Which treaty governs a case (DOMAIN.md, "Which treaty"): a bilateral treaty of that kind in force
 between the two states; failing one, a multilateral convention both are parties to; else none
 (`no_treaty`). A treaty that records its entry into force governs only requests received on or
-after that date."""
+after that date. Where several multilateral conventions bind both states, the one a record says
+supersedes the other wins (Chisinau 2002 over Minsk 1993), else the later in force."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def _rule(value: Any) -> dict[str, Any]:
 
 
 def make_treaty(treaty_id: str, parties: list[str], *, kind: str = "transfer", multilateral: bool = False,
-                in_force_on: date | None = None) -> Treaty:
+                in_force_on: date | None = None, supersedes: list[str] = ()) -> Treaty:
     """A Treaty shaped like an entry of domain/data/treaties.json."""
     raw: dict[str, Any] = {
         "id": treaty_id,
@@ -38,6 +39,7 @@ def make_treaty(treaty_id: str, parties: list[str], *, kind: str = "transfer", m
         "signed_on": None,
         "in_force_on": in_force_on.isoformat() if in_force_on else None,
         "note": "",
+        "supersedes": list(supersedes),
     }
     if kind == "transfer":
         raw["transfer"] = {
@@ -87,11 +89,26 @@ SHIPPED_STATES = sorted({p for t in reference().treaties for p in t.parties})
         ("transfer", "KZ", "FR", None),  # no transfer treaty between Kazakhstan and France
         ("transfer", "KZ", "GB", None),  # Kazakhstan is not a party to ETS 112
         ("transfer", "UZ", "FR", None),
+        # the CIS network
+        ("transfer", "KZ", "RU", "cis-1998-transfer"),
+        ("transfer", "RU", "KZ", "cis-1998-transfer"),
+        ("transfer", "KZ", "KG", "cis-1998-transfer"),
+        ("transfer", "KG", "RU", "cis-1998-transfer"),
+        ("transfer", "KZ", "AZ", "kz-az-transfer-1997"),  # a bilateral treaty beats the CIS convention
+        ("transfer", "UZ", "RU", None),  # Uzbekistan signed the 1998 convention but did not ratify it
+        ("transfer", "KZ", "CN", "kz-cn-transfer"),
+        ("transfer", "KZ", "TR", "kz-tr-transfer-2013"),
         ("assistance", "KZ", "FR", "kz-fr-mla-2021"),
         ("assistance", "FR", "KZ", "kz-fr-mla-2021"),
         ("assistance", "KZ", "GB", "kz-gb-mla-2015"),
         ("assistance", "KZ", "MC", "kz-mc-mla"),
-        ("assistance", "KZ", "UZ", None),  # a transfer treaty does not govern assistance
+        ("assistance", "UZ", "KZ", "cis-2002-chisinau-legal-assistance"),  # both parties: it supersedes Minsk
+        ("assistance", "KZ", "UZ", "cis-2002-chisinau-legal-assistance"),
+        ("assistance", "KZ", "KG", "cis-2002-chisinau-legal-assistance"),
+        ("assistance", "KZ", "RU", "cis-1993-minsk-legal-assistance"),  # only Minsk binds both
+        ("assistance", "UZ", "TJ", "cis-1993-minsk-legal-assistance"),
+        ("assistance", "KZ", "CN", "kz-cn-mla-1993"),
+        ("assistance", "FR", "UZ", None),
         ("assistance", "FR", "IT", None),  # ETS 112 is a transfer convention
     ],
 )
@@ -125,7 +142,98 @@ def test_order_of_the_two_states_does_not_matter_on_any_date(kind, a, b, receive
     assert resolved_id(registry, kind, a, b, received_on) == resolved_id(registry, kind, b, a, received_on)
 
 
+def test_the_cis_legal_assistance_conventions_and_their_supersession(registry):
+    minsk = next(t for t in registry if t.id == "cis-1993-minsk-legal-assistance")
+    chisinau = next(t for t in registry if t.id == "cis-2002-chisinau-legal-assistance")
+    assert chisinau.supersedes == [minsk.id] and minsk.supersedes == []
+    assert {"KZ", "UZ"} <= set(minsk.parties) and {"KZ", "UZ"} <= set(chisinau.parties)
+    common = sorted(set(minsk.parties) & set(chisinau.parties))
+    for a, b in itertools.combinations(common, 2):
+        assert resolved_id(registry, "assistance", a, b) == chisinau.id, (a, b)
+    only_minsk = sorted(set(minsk.parties) - set(chisinau.parties))
+    assert "RU" in only_minsk
+    for a in only_minsk:
+        for b in sorted(set(minsk.parties) - {a}):
+            assert resolved_id(registry, "assistance", a, b) == minsk.id, (a, b)
+
+
+def test_uzbekistan_is_no_party_to_the_cis_transfer_convention(registry):
+    cis = next(t for t in registry if t.id == "cis-1998-transfer")
+    assert cis.multilateral and {"KZ", "RU", "KG"} <= set(cis.parties)
+    assert "UZ" not in cis.parties
+    assert cis.transfer.min_remaining_months.value == 6 and cis.transfer.min_remaining_months.verified is False
+
+
+# --- the registry's data ----------------------------------------------------------------------
+
+
+def test_every_rule_has_a_source_and_a_treaty_is_verified_only_when_all_its_rules_are(registry):
+    for t in registry:
+        rules = [getattr(t.rules, name) for name in type(t.rules).model_fields]
+        assert all(r.source.strip() for r in rules), t.id
+        assert t.verified == all(r.verified for r in rules), t.id
+
+
+def test_every_party_has_a_central_authority_and_supersession_stays_within_a_kind(registry):
+    ref = reference()
+    central = {a.state for a in ref.authorities if a.role == "central_authority"}
+    assert {p for t in registry for p in t.parties} <= central
+    by_id = {t.id: t for t in registry}
+    for t in registry:
+        for other in t.supersedes:
+            assert by_id[other].kind == t.kind and other != t.id
+
+
+def test_the_registry_counts(registry):
+    counts = reference().registry_counts()
+    rules = [r for t in registry for r in t.recorded_rules]
+    assert counts == {
+        "treaties": len(registry),
+        "treaties_verified": sum(1 for t in registry if t.verified),
+        "partner_states": len({p for t in registry for p in t.parties}),
+        "rules": len(rules),
+        "rules_verified": sum(1 for r in rules if r.verified),
+    }
+    assert counts["treaties"] >= 25 and counts["rules_verified"] < counts["rules"]
+
+
 # --- synthetic registries -------------------------------------------------------------------
+
+
+def test_a_superseding_convention_wins_between_common_parties_else_the_superseded_one_governs():
+    old = make_treaty("old", ["AA", "BB", "CC", "DD"], kind="assistance", multilateral=True,
+                      in_force_on=date(1994, 5, 19))
+    new = make_treaty("new", ["AA", "BB", "CC"], kind="assistance", multilateral=True, supersedes=["old"])
+    for treaties in ([old, new], [new, old]):
+        assert resolved_id(treaties, "assistance", "AA", "BB") == "new"   # both bind both: new supersedes
+        assert resolved_id(treaties, "assistance", "AA", "DD") == "old"   # only the old binds DD
+        assert resolved_id(treaties, "assistance", "DD", "CC") == "old"
+
+
+def test_supersession_outranks_the_later_entry_into_force():
+    old = make_treaty("old", ["AA", "BB"], multilateral=True, in_force_on=date(2010, 1, 1))
+    new = make_treaty("new", ["AA", "BB"], multilateral=True, in_force_on=date(2004, 1, 1), supersedes=["old"])
+    assert resolved_id([old, new], "transfer", "AA", "BB") == "new"
+    # without the record, the later in force wins
+    plain = make_treaty("new", ["AA", "BB"], multilateral=True, in_force_on=date(2004, 1, 1))
+    assert resolved_id([old, plain], "transfer", "AA", "BB") == "old"
+
+
+def test_a_superseding_convention_not_yet_in_force_leaves_the_old_one():
+    old = make_treaty("old", ["AA", "BB"], multilateral=True, in_force_on=date(1994, 1, 1))
+    new = make_treaty("new", ["AA", "BB"], multilateral=True, in_force_on=date(2030, 1, 1), supersedes=["old"])
+    assert resolved_id([old, new], "transfer", "AA", "BB", date(2029, 12, 31)) == "old"
+    assert resolved_id([old, new], "transfer", "AA", "BB", date(2030, 1, 1)) == "new"
+
+
+def test_a_bilateral_treaty_still_beats_a_superseding_convention():
+    old = make_treaty("old", ["AA", "BB", "CC"], multilateral=True)
+    new = make_treaty("new", ["AA", "BB", "CC"], multilateral=True, supersedes=["old"])
+    bilateral = make_treaty("bilateral", ["AA", "BB"])
+    assert resolved_id([old, new, bilateral], "transfer", "AA", "BB") == "bilateral"
+    assert resolved_id([old, new, bilateral], "transfer", "AA", "CC") == "new"
+
+
 
 
 def test_bilateral_beats_a_multilateral_covering_both_states():

@@ -239,10 +239,11 @@ async def test_the_requested_state_refuses_on_a_ground_the_treaty_lists(dev_clie
     assert (dev_settings.archive_dir / "assistance" / f"{view.reference}.json").exists()
 
 
-@pytest.mark.parametrize("states", [("KZ", "UZ"), ("FR", "UZ")], ids=["KZ-to-UZ", "FR-to-UZ"])
+# KZ and UZ now share the CIS legal-assistance conventions; France and Uzbekistan share no treaty.
+@pytest.mark.parametrize("states", [("UZ", "FR"), ("FR", "UZ")], ids=["UZ-to-FR", "FR-to-UZ"])
 async def test_without_a_treaty_the_request_is_refused_at_intake(dev_client, dev_settings, states):
     request = assistance_request(requesting_state=states[0], requested_state=states[1])
-    opened_by = {"KZ": "kz-gpo", "FR": "fr-moj"}[states[0]]
+    opened_by = {"UZ": "uz-gpo", "FR": "fr-moj"}[states[0]]
     opening = await open_assistance(dev_client, request, opened_by, dev_settings.task_queue)
     view = opening.view
     assert (view.stage, view.outcome, view.grounds, view.treaty) == ("refused", "refused", ["no_treaty"], None)
@@ -252,7 +253,14 @@ async def test_without_a_treaty_the_request_is_refused_at_intake(dev_client, dev
 
 
 async def test_when_no_measure_is_permitted_the_request_is_refused_at_intake(dev_client, dev_settings):
-    view, handle = await open_request(dev_client, dev_settings, offences=DEFAMATION, measures=SEARCH_ONLY)
+    """A Kazakh search in the United Kingdom for defamation, which is not criminal there (in KZ,
+    0209 would go to review: insult is still a crime)."""
+    request = assistance_request(requesting_state="KZ", requested_state="GB", offences=DEFAMATION,
+                                 measures=SEARCH_ONLY)
+    opening = await open_assistance(dev_client, request, "kz-gpo", dev_settings.task_queue)
+    assert opening.created
+    view, handle = opening.view, assistance_handle(dev_client, request.reference)
+    assert view.treaty == "kz-gb-mla-2015"
     assert (view.stage, view.outcome, view.grounds) == ("refused", "refused", ["no_dual_criminality"])
     assert [(m.id, m.stage, m.grounds, m.dual_criminality) for m in view.measures] == [
         ("s1", "not_permitted", ["no_dual_criminality"], "failed")]

@@ -226,11 +226,12 @@ async def test_a_state_without_a_prison_service_acts_through_its_central_authori
 
 # ---- 2. refusal at intake ----------------------------------------------------------------------
 
+# no_dual_criminality has its own test below: no offence code is simply not criminal in KZ or UZ
+# (0209 goes to review in Kazakhstan, insult being still a crime there).
 INTAKE_FAILURES = {
     "not_national": dict(person=KZ_CITIZEN),
     "judgment_not_final": dict(judgment=NOT_FINAL),
     "insufficient_remaining_term": dict(sentence=SHORT_SENTENCE),
-    "no_dual_criminality": dict(**UZ_TO_KZ, person=KZ_CITIZEN, judgment=DEFAMATION),
     "outstanding_financial_obligations": dict(financial_obligations=UNSETTLED),
     "proceedings_pending": dict(pending_proceedings=PENDING),
 }
@@ -251,15 +252,43 @@ async def test_one_failed_condition_refuses_at_intake_with_that_ground(dev_clien
     assert (result.outcome, result.grounds) == ("refused", [ground])
 
 
+async def test_conduct_not_criminal_in_the_administering_state_refuses_at_intake(dev_client, dev_settings):
+    """An FR→GB transfer under ETS 112 for defamation: criminal libel was abolished in England and
+    Wales, so dual criminality fails at intake, with that ground alone."""
+    request = transfer_request(opening_state="FR", sentencing_state="FR", administering_state="GB",
+                               person={**BASE["person"], "citizenships": ["GB"]},
+                               judgment={**DEFAMATION, "court": "Tribunal correctionnel de Paris"})
+    opening = await open_transfer(dev_client, request, "fr-moj", dev_settings.task_queue)
+    assert opening.created
+    view, handle = opening.view, transfer_handle(dev_client, request.reference)
+
+    assert (view.stage, view.outcome, view.grounds, view.treaty) == (
+        "refused", "refused", ["no_dual_criminality"], "coe-ets-112")
+    assert outcomes(view)["dual_criminality"] == "failed"
+    assert {c: o for c, o in outcomes(view).items() if c != "dual_criminality"} == {
+        "nationality": "satisfied", "final_judgment": "satisfied", "remaining_term": "satisfied",
+        "financial_obligations": "not_applicable", "pending_proceedings": "not_applicable"}
+    assert (await handle.result()).grounds == ["no_dual_criminality"]
+
+
+async def test_an_uzbek_defamation_conviction_goes_to_legal_review_in_kazakhstan(dev_client, dev_settings):
+    view, _ = await open_case(dev_client, dev_settings, **UZ_TO_KZ, person=KZ_CITIZEN, judgment=DEFAMATION)
+    assert (view.stage, view.grounds) == ("awaiting_legal_review", [])
+    assert outcomes(view)["dual_criminality"] == "needs_review"
+
+
 async def test_every_failed_condition_is_reported_at_once_in_condition_order(dev_client, dev_settings):
+    """Five conditions fail; the sixth, dual criminality of a 0209 offence in Kazakhstan, needs
+    review, which hides none of the failures and sends nothing to review: the case is refused."""
     view, handle = await open_case(
         dev_client, dev_settings, **UZ_TO_KZ, person=UZ_CITIZEN, judgment={**DEFAMATION, "final": False},
         sentence=SHORT_SENTENCE, financial_obligations=UNSETTLED, pending_proceedings=PENDING)
 
-    assert (view.stage, view.outcome, view.grounds) == ("refused", "refused", ALL_GROUNDS)
-    assert outcomes(view) == {c: "failed" for c in CONDITIONS}
+    failing = [g for g in ALL_GROUNDS if g != "no_dual_criminality"]
+    assert (view.stage, view.outcome, view.grounds) == ("refused", "refused", failing)
+    assert outcomes(view) == {c: ("needs_review" if c == "dual_criminality" else "failed") for c in CONDITIONS}
     assert list(outcomes(view)) == CONDITIONS
-    assert (await handle.result()).grounds == ALL_GROUNDS
+    assert (await handle.result()).grounds == failing
 
 
 async def test_no_treaty_refuses_at_intake_without_checking_eligibility(dev_client, dev_settings):
