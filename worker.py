@@ -14,11 +14,12 @@ from temporalio.client import Client
 from temporalio.converter import PayloadCodec
 from temporalio.worker import Worker
 
-from activities.archive import open_archive
+from activities.archive import Archiver
 from activities.handover import arrange_handover
 from activities.intake import check_assistance_scope, check_eligibility, resolve_treaty
 from activities.manifest import build_manifest
 from activities.notify import Notifier, Webhooks
+from stores.archive import open_archive
 from treatyflow.client import connect, metrics_runtime, verify_keys
 from treatyflow.config import Settings
 from treatyflow.logging import configure_logging
@@ -30,18 +31,24 @@ WORKFLOWS = [TransferWorkflow, AssistanceWorkflow, MeasureWorkflow]
 GRACEFUL_SHUTDOWN = 10.0  # seconds for in-flight activities to finish when the worker stops
 
 
-def activities(settings: Settings, codec: PayloadCodec | None = None) -> list[Callable]:
-    """Every activity; an unusable webhooks file raises WebhookConfigError here, at start-up."""
-    notifier = Notifier(Webhooks.load(settings.webhooks_file))
+def activities(settings: Settings, codec: PayloadCodec | None = None, *,
+               notifier: Notifier | None = None) -> list[Callable]:
+    """Every activity; an unusable webhooks file raises WebhookConfigError here, at start-up
+    (unless the ``notifier`` is given: whoever made it closes it)."""
+    if notifier is None:
+        notifier = Notifier(Webhooks.load(settings.webhooks_file))
+    archive = open_archive(url=settings.archive_url, directory=settings.archive_dir, codec=codec)
     return [resolve_treaty, check_eligibility, arrange_handover, check_assistance_scope, build_manifest,
             notifier.notify,
-            open_archive(settings, codec).archive_case]
+            Archiver(archive).archive_case]
 
 
-def create_worker(client: Client, settings: Settings, *, activity_overrides: Sequence[Callable] = ()) -> Worker:
+def create_worker(client: Client, settings: Settings, *, activity_overrides: Sequence[Callable] = (),
+                  notifier: Notifier | None = None) -> Worker:
     """The worker; ``activity_overrides`` replace activities of the same name (tests inject faults)."""
     codec = client.data_converter.payload_codec  # the archive is encrypted like the payloads
-    by_name = {fn.__temporal_activity_definition.name: fn for fn in activities(settings, codec)}  # type: ignore[attr-defined]
+    by_name = {fn.__temporal_activity_definition.name: fn  # type: ignore[attr-defined]
+               for fn in activities(settings, codec, notifier=notifier)}
     by_name.update({fn.__temporal_activity_definition.name: fn for fn in activity_overrides})  # type: ignore[attr-defined]
     return Worker(client, task_queue=settings.task_queue, workflows=WORKFLOWS, activities=list(by_name.values()),
                   graceful_shutdown_timeout=timedelta(seconds=GRACEFUL_SHUTDOWN),
@@ -53,16 +60,20 @@ async def run_worker(settings: Settings) -> None:
     client = await connect(settings, runtime=metrics_runtime(settings.worker_metrics) if settings.worker_metrics
                            else None)
     await verify_keys(client)
-    worker = create_worker(client, settings)
+    notifier = Notifier(Webhooks.load(settings.webhooks_file))  # its HTTP client is closed once the worker stopped
+    worker = create_worker(client, settings, notifier=notifier)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     log.info("worker started", task_queue=settings.task_queue, address=settings.temporal_address,
              metrics=settings.worker_metrics)
-    async with worker:
-        await stop.wait()
-        log.info("worker stopping", graceful_shutdown_seconds=GRACEFUL_SHUTDOWN)
+    try:
+        async with worker:
+            await stop.wait()
+            log.info("worker stopping", graceful_shutdown_seconds=GRACEFUL_SHUTDOWN)
+    finally:
+        await notifier.aclose()  # after the graceful shutdown: no delivery is still in flight
     log.info("worker stopped")
 
 

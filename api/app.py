@@ -9,12 +9,11 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from temporalio.client import Client
 
-from activities.archive import open_archive
-
 from api import assistance, codec, common, docs, errors, openapi, ops, transfers
 from api.keys import KeyRing
 from api.limits import AgedCache, BodyLimit, CountGate, RateLimiter
 from domain.reference import reference
+from stores.archive import open_archive
 from treatyflow.client import codec_keys, connect, verify_keys
 from treatyflow.codec import EncryptionCodec
 from treatyflow.config import Settings
@@ -31,12 +30,13 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
         if client is None:
             app.state.client = await connect(settings)
             await verify_keys(app.state.client)
-        app.state.archive = open_archive(settings, app.state.client.data_converter.payload_codec)
+        app.state.archive = open_archive(url=settings.archive_url, directory=settings.archive_dir,
+                                         codec=app.state.client.data_converter.payload_codec)
         yield
 
     # docs_url/redoc_url None: FastAPI's pages load Swagger UI and ReDoc from a CDN; api/docs.py
     # serves both from an installed package instead (they render offline)
-    app = FastAPI(title="treatyflow", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
+    app = FastAPI(title="treatyflow", version="0.2.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="International cooperation in criminal matters: transfer of sentenced persons "
                               "and mutual legal assistance. Authenticate with `Authorization: Bearer <key>`.")
     app.state.settings = settings

@@ -7,15 +7,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
-from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.service import RPCError
+from fastapi import APIRouter, Query, Request, Response
 
-from api.auth import caller, deny
+from api.acts import May, act, acting, posts, take
+from api.auth import Caller, deny
 from api.body import parse, utc_today
-from api.engine import act_refused, closed_meanwhile, within
+from api.engine import within
 from api.errors import conflict, not_found
-from api.found import Found, find_case, open_or_find
+from api.found import find_case, open_or_find
 from api.listing import CaseList, list_cases
 from domain.assistance import (
     AssistanceRequest, AssistanceStage, AssistanceView, AssistanceWithdrawal, Authorisation, InformationAnswer,
@@ -23,37 +22,30 @@ from domain.assistance import (
 )
 from domain.intake import assistance_problems, reference_problems
 from domain.reference import Authority
-from treatyflow.cases import act as act_on, assistance_handle, measure_handle, open_assistance
+from treatyflow.cases import measure_handle
 from workflows.assistance import AssistanceWorkflow
+from workflows.kinds import ASSISTANCE
 from workflows.measure import MeasureWorkflow
 from workflows.rejection import only, or_list
 
 router = APIRouter(prefix="/v1/assistance-requests", tags=["assistance"])
-Caller = Annotated[Authority, Depends(caller)]
 CENTRAL = "central_authority"
 
 
-async def find(request: Request, who: Authority, reference: str) -> Found:
-    return await find_case(request, who, "assistance", reference,
-                           assistance_handle(request.app.state.client, reference), AssistanceView,
-                           AssistanceWorkflow.view)
-
-
-@router.post("", response_model=AssistanceView, status_code=201,
+@posts(router, "", AssistanceRequest, response_model=AssistanceView, status_code=201,
              responses={200: {"description": "the same request again: the existing case"}})
 async def file_request(request: Request, response: Response, who: Caller) -> Any:
     if who.role != CENTRAL:
-        raise deny(request, who, only("file a request for assistance", central_of(request, who.state)))
+        raise deny(request, who, only("file a request for assistance", acting(request, who.state, {CENTRAL})))
     body = await parse(request, AssistanceRequest)
     if who.state != body.requesting_state:
         raise deny(request, who, f"{who.id} files requests of {who.state} only: requesting_state must be {who.state}",
                    body.reference)
     today = utc_today()
     body = body.model_copy(update={"received_on": body.received_on or today})
-    return await open_or_find(request, response, who, "assistance", body,
+    return await open_or_find(request, response, who, ASSISTANCE, body,
                               reference_problems(body.reference, who.state)
-                              + assistance_problems(body, today, request.app.state.reference), open_assistance,
-                              AssistanceView)
+                              + assistance_problems(body, today, request.app.state.reference))
 
 
 @router.get("", response_model=CaseList)
@@ -72,55 +64,30 @@ async def list_requests(request: Request, who: Caller, stage: AssistanceStage | 
 
 @router.get("/{reference}", response_model=AssistanceView)
 async def read_request(request: Request, reference: str, who: Caller) -> AssistanceView:
-    return (await find(request, who, reference)).view
+    return (await find_case(request, who, ASSISTANCE, reference)).view
 
 
-async def act(request: Request, who: Authority, reference: str, found: Found, handle: WorkflowHandle,
-              update: Any, body: Any, view: Any) -> Any:
-    if not found.live:
-        raise conflict(f"the request is closed ({found.view.stage}): no more acts are possible on it")
-    try:
-        return await within(request.app.state.settings.api_timeout, act_on(handle, update, who.id, body, view))
-    except WorkflowUpdateFailedError as err:
-        raise act_refused(err) from None
-    except RPCError as err:
-        if closed_meanwhile(err):
-            raise conflict("the request or the measure has closed: no more acts are possible on it") from None
-        raise
+def central_of(side: str) -> May:
+    """The central authority of the request's ``side`` state (requesting, requested)."""
+    return May(frozenset({CENTRAL}), side)
 
 
-def central_of(request: Request, state: str) -> tuple[str, list[tuple[str, str]]]:
-    """The central authority of ``state``, for a message saying who may act."""
-    return state, [(a.role, a.id) for a in request.app.state.reference.authorities_of(state) if a.role == CENTRAL]
-
-
-async def request_act(request: Request, who: Authority, reference: str, update: Any, model: type,
-                      side: str, what: str) -> AssistanceView:
-    """An act of the central authority of the request's ``side`` state (requesting, requested)."""
-    found = await find(request, who, reference)
-    state = getattr(found.view, f"{side}_state")
-    if not (who.role == CENTRAL and who.state == state):
-        raise deny(request, who, only(what, central_of(request, state)), reference)
-    body = await parse(request, model)
-    return await act(request, who, reference, found, found.handle, update, body, AssistanceWorkflow.view)
-
-
-@router.post("/{reference}/review", response_model=AssistanceView)
+@posts(router, "/{reference}/review", Review, response_model=AssistanceView)
 async def review(request: Request, reference: str, who: Caller) -> AssistanceView:
-    return await request_act(request, who, reference, AssistanceWorkflow.record_review, Review, "requested",
-                             "review this request")
+    return await act(request, who, ASSISTANCE, reference, AssistanceWorkflow.record_review, Review,
+                     central_of("requested"), "review this request")
 
 
-@router.post("/{reference}/information", response_model=AssistanceView)
+@posts(router, "/{reference}/information", InformationAnswer, response_model=AssistanceView)
 async def answer_information(request: Request, reference: str, who: Caller) -> AssistanceView:
-    return await request_act(request, who, reference, AssistanceWorkflow.record_information, InformationAnswer,
-                             "requesting", "answer the questions of this request")
+    return await act(request, who, ASSISTANCE, reference, AssistanceWorkflow.record_information, InformationAnswer,
+                     central_of("requesting"), "answer the questions of this request")
 
 
-@router.post("/{reference}/withdrawal", response_model=AssistanceView)
+@posts(router, "/{reference}/withdrawal", AssistanceWithdrawal, response_model=AssistanceView)
 async def withdraw(request: Request, reference: str, who: Caller) -> AssistanceView:
-    return await request_act(request, who, reference, AssistanceWorkflow.withdraw, AssistanceWithdrawal,
-                             "requesting", "withdraw this request")
+    return await act(request, who, ASSISTANCE, reference, AssistanceWorkflow.withdraw, AssistanceWithdrawal,
+                     central_of("requesting"), "withdraw this request")
 
 
 MEASURE_CLOSED = {
@@ -134,7 +101,7 @@ async def measure_act(request: Request, who: Authority, reference: str, measure_
                       allowed: Callable[[MeasureView, AssistanceView], bool], what: str,
                       acting: Callable[[MeasureView, AssistanceView], list[tuple[str, str]]]) -> AssistanceView:
     """``acting``: the (role, authority id) pairs of the requested state who may, for the message."""
-    found = await find(request, who, reference)
+    found = await find_case(request, who, ASSISTANCE, reference)
     measure = next((m for m in found.view.measures if m.id == measure_id), None)
     if measure is None:
         raise not_found("measure", "the measures of this request are "
@@ -145,9 +112,9 @@ async def measure_act(request: Request, who: Authority, reference: str, measure_
     body = await parse(request, model)
     if measure.stage in MEASURE_CLOSED:
         raise conflict(MEASURE_CLOSED[measure.stage].format(id=measure_id, grounds=", ".join(measure.grounds)))
-    changed: MeasureView = await act(request, who, reference, found,
-                                     measure_handle(request.app.state.client, reference, measure_id), update, body,
-                                     MeasureWorkflow.view)
+    changed: MeasureView = await take(request, who, found, measure_handle(request.app.state.client, reference,
+                                                                         measure_id), update, body,
+                                      MeasureWorkflow.view, "the request or the measure")
     return with_measure(found.view if not found.live else
                         await within(request.app.state.settings.api_timeout, found.handle.query(AssistanceWorkflow.view)),
                         changed)
@@ -167,7 +134,7 @@ def with_measure(view: AssistanceView, changed: MeasureView) -> AssistanceView:
                                    "overdue": any(p.overdue for p in pending)})
 
 
-@router.post("/{reference}/measures/{measure_id}/authorisation", response_model=AssistanceView)
+@posts(router, "/{reference}/measures/{measure_id}/authorisation", Authorisation, response_model=AssistanceView)
 async def authorise(request: Request, reference: str, measure_id: str, who: Caller) -> AssistanceView:
     ref = request.app.state.reference
     court = authorising_court(ref, who.state)
@@ -180,14 +147,14 @@ async def authorise(request: Request, reference: str, measure_id: str, who: Call
                              lambda m, v: who.state == v.requested_state and who.id == court, "authorise", courts)
 
 
-@router.post("/{reference}/measures/{measure_id}/result", response_model=AssistanceView)
+@posts(router, "/{reference}/measures/{measure_id}/result", MeasureResult, response_model=AssistanceView)
 async def report_result(request: Request, reference: str, measure_id: str, who: Caller) -> AssistanceView:
     ref = request.app.state.reference
 
     def reporters(m: MeasureView, v: AssistanceView) -> list[tuple[str, str]]:
         assigned = [(getattr(ref.authority(m.assigned_to), "role", "executing_authority"), m.assigned_to)] \
             if m.assigned_to else []
-        return assigned + central_of(request, v.requested_state)[1]
+        return assigned + acting(request, v.requested_state, {CENTRAL})[1]
 
     return await measure_act(
         request, who, reference, measure_id, MeasureWorkflow.report_result, MeasureResult,

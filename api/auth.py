@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import structlog
-from fastapi import Request
+from fastapi import Depends, Request
 
 from api.errors import ApiError, forbidden, unauthenticated
 from domain.reference import Authority
@@ -29,6 +31,9 @@ async def caller(request: Request) -> Authority:
     request.app.state.limiter.check(authority.id)
     structlog.contextvars.bind_contextvars(authority=authority.id)
     return authority
+
+
+Caller = Annotated[Authority, Depends(caller)]  # a route's parameter: the authority calling
 
 
 def dev_example(request: Request) -> str | None:

@@ -6,23 +6,17 @@ import asyncio
 from datetime import date, datetime, timezone
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from temporalio.service import RPCError
 
-from api.auth import ROLES_IN, caller
+from api.auth import ROLES_IN, Caller
 from api.errors import not_found, unavailable
 from api.listing import Inbox, inbox, quoted
 from domain.reference import Authority, Rule, Treaty
-from domain.assistance import AssistanceStage
-from domain.transfer import TransferStage
 from workflows import search_attributes as sa
-from workflows.measure import MEASURE_KIND
+from workflows.kinds import KINDS, MEASURE_KIND
 
 router = APIRouter(prefix="/v1", tags=["common"])
-Caller = Annotated[Authority, Depends(caller)]
-
-STAGES = {"transfer": list(TransferStage.__args__), "assistance": list(AssistanceStage.__args__)}  # type: ignore[attr-defined]
-OUTCOMES = {"transferred", "refused", "withdrawn", "expired", "completed", "partially_completed", "unsuccessful"}
 
 
 def treaty_json(treaty) -> dict[str, Any]:
@@ -77,7 +71,7 @@ async def stats(request: Request, who: Caller) -> dict[str, Any]:
 def stats_scope(who: Authority) -> tuple[str, tuple[str, ...], bool]:
     """What the caller may see counted: its state, the kinds its role has a part in, and whether
     confidential assistance requests count (central authorities only)."""
-    return who.state, tuple(k for k in STAGES if who.role in ROLES_IN[k]), who.role == "central_authority"
+    return who.state, tuple(k for k in KINDS if who.role in ROLES_IN[k]), who.role == "central_authority"
 
 
 def overdue_query(kind: str, state: str, confidential: bool, now: datetime) -> str:
@@ -132,7 +126,7 @@ async def count_scope(app: Any, scope: tuple[str, tuple[str, ...], bool]) -> dic
     now = datetime.now(timezone.utc)
     async with asyncio.timeout(app.settings.api_timeout):
         for kind in kinds:
-            stages = STAGES[kind]
+            stages = KINDS[kind].stages
             base = f"CaseKind = {quoted(kind)} AND {mine}"
             if kind == "assistance" and not confidential:
                 base += f" AND {sa.CASE_CONFIDENTIAL.name} = false"
@@ -145,7 +139,7 @@ async def count_scope(app: Any, scope: tuple[str, tuple[str, ...], bool]) -> dic
                 "total": total,
                 "overdue": overdue,
                 "by_stage": {s: n for s, n in zip(stages, by_stage) if n},
-                "by_outcome": {s: n for s, n in zip(stages, by_stage) if n and s in OUTCOMES},
+                "by_outcome": {s: n for s, n in zip(stages, by_stage) if n and s in KINDS[kind].terminal},
                 "by_partner": {p: n for p, n in zip(partners, by_partner) if n},
             }
     result["registry"] = {**ref.registry_counts(), "partner_countries": len(partners),

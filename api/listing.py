@@ -19,19 +19,7 @@ from api.errors import invalid
 from domain.case import Action, due_day
 from domain.reference import Authority
 from workflows import search_attributes as sa
-from workflows.measure import MEASURE_KIND
-
-# The action an authority awaited at a stage takes there (the stage names it unambiguously).
-ACTION_AT_STAGE: dict[str, Action] = {
-    "awaiting_declaration": "record_declaration",
-    "awaiting_legal_review": "legal_review",
-    "awaiting_consents": "decide",
-    "awaiting_handover": "confirm_handover",
-    "under_review": "review_request",
-    "awaiting_information": "answer_information",
-}
-MEASURE_ACTION: dict[str, Action] = {"awaiting_authorisation": "authorise_measure", "executing": "report_result"}
-
+from workflows.kinds import KINDS, MEASURE_ACTIONS, MEASURE_KIND
 
 
 class CaseSummary(BaseModel):
@@ -134,9 +122,9 @@ async def inbox(request: Request, who: Authority, page_size: int, page_token: st
         reference, measure_id, kind = reference_of(ex), None, attrs.get(sa.CASE_KIND) or "transfer"
         if kind == MEASURE_KIND:  # a measure's own workflow: assistance:{reference}:{measure_id}
             reference, measure_id = reference.rsplit(":", 1)
-            kind, action = "assistance", MEASURE_ACTION.get(stage)
+            kind, action = "assistance", MEASURE_ACTIONS.get(stage)
         else:
-            action = ACTION_AT_STAGE.get(stage)
+            action = KINDS[kind].actions.get(stage) if kind in KINDS else None
         if action is None:
             continue
         items.append(InboxItem(kind=kind, reference=reference, stage=stage, action=action, measure_id=measure_id,

@@ -1,5 +1,6 @@
 """The OpenAPI document as the API really behaves: request bodies (read strictly by api/body.py,
-so FastAPI cannot see them) and the one error shape of api/errors.py on every status it answers."""
+so FastAPI cannot see them; each route names its model with ``api.acts.posts``) and the one
+error shape of api/errors.py on every status it answers."""
 
 from __future__ import annotations
 
@@ -7,27 +8,8 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from pydantic import BaseModel
 
-from domain.assistance import (
-    AssistanceRequest, AssistanceWithdrawal, Authorisation, InformationAnswer, MeasureResult, Review,
-)
-from domain.transfer import Decision, Declaration, HandoverConfirmation, LegalReview, TransferRequest, Withdrawal
-
-BODIES: dict[str, type[BaseModel]] = {
-    "/v1/transfers": TransferRequest,
-    "/v1/transfers/{reference}/declaration": Declaration,
-    "/v1/transfers/{reference}/legal-review": LegalReview,
-    "/v1/transfers/{reference}/decisions": Decision,
-    "/v1/transfers/{reference}/handover": HandoverConfirmation,
-    "/v1/transfers/{reference}/withdrawal": Withdrawal,
-    "/v1/assistance-requests": AssistanceRequest,
-    "/v1/assistance-requests/{reference}/review": Review,
-    "/v1/assistance-requests/{reference}/information": InformationAnswer,
-    "/v1/assistance-requests/{reference}/withdrawal": AssistanceWithdrawal,
-    "/v1/assistance-requests/{reference}/measures/{measure_id}/authorisation": Authorisation,
-    "/v1/assistance-requests/{reference}/measures/{measure_id}/result": MeasureResult,
-}
+from api.acts import BODIES
 ERRORS = {"401": "no key or an unknown key", "403": "the caller's authority may not take this action",
           "404": "no such case, or the caller's state is not a party", "409": "not possible in the case's stage",
           "413": "body too large", "415": "not application/json", "422": "the body or a parameter is invalid",
@@ -61,7 +43,7 @@ def install(app: FastAPI) -> None:
                 for status, text in ERRORS.items():
                     responses[status] = {"description": text, "content": {
                         "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-                model = BODIES.get(path) if method == "post" else None
+                model = BODIES.get(operation.pop("x-body", ""))
                 if model is not None:
                     body = model.model_json_schema(ref_template="#/components/schemas/{model}")
                     for name, definition in body.pop("$defs", {}).items():

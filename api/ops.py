@@ -23,6 +23,7 @@ from api.errors import ApiError, forbidden, unauthenticated
 from api.keys import DEV_PREFIX, HEX64, KeyConfigError, KeyRing, key_hash
 from api.limits import AgedCache, CountGate
 from domain.reference import Reference
+from workflows.kinds import KINDS
 
 router = APIRouter(tags=["operations"])
 log = structlog.get_logger("treatyflow.api.ops")
@@ -152,15 +153,13 @@ async def count_cases(request: Request) -> None:
     once per TREATYFLOW_STATS_MAX_AGE (shared by every scrape and every API caller: a scrape flood
     costs the engine one round of counts per age), through the same bounded gate as the stats. A
     scrape while Temporal is unreachable keeps the last values."""
-    from api.common import STAGES
-
     app = request.app.state
     gate: CountGate = app.count_gate
     cache: AgedCache = app.gauge_cache
 
     async def compute() -> tuple[dict[tuple[str, str], int], int]:
         async with asyncio.timeout(min(app.settings.api_timeout, 5.0)):
-            queries = [(kind, stage) for kind, stages in STAGES.items() for stage in stages]
+            queries = [(name, stage) for name, kind in KINDS.items() for stage in kind.stages]
             counts = await asyncio.gather(*(gate.count(app.client, f"CaseKind = '{kind}' AND CaseStage = '{stage}'")
                                             for kind, stage in queries))
             now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -15,10 +15,10 @@ from typing import Any
 import httpx
 
 from benchmarks.harness import Stack, Timings, drive, proc_status, settle
-from benchmarks.lifecycle import Unexpected, expect, key
-from domain.transfer import TransferRequest
-from tests.factories import transfer_body
+from benchmarks.lifecycle import Unexpected, expect
+from tests.support import key
 from treatyflow.cases import open_transfer
+from treatyflow.samples import transfer_request
 
 
 async def visible(stack: Stack, query: str, count: int, timeout: float = 120.0) -> float:
@@ -43,7 +43,7 @@ async def capacity(stack: Stack, url: str, worker: subprocess.Popen, *, open_cas
     opening = Timings()
 
     async def open_one(_: int) -> None:
-        request = TransferRequest.model_validate(transfer_body())
+        request = transfer_request()
         opened = await opening.timed("open_transfer", open_transfer(client, request, "kz-gpo", task_queue))
         expect(opened.view.stage == "awaiting_consents", f"opened in {opened.view.stage}")
         references.append(request.reference)

@@ -1,6 +1,7 @@
 """What every benchmark runs on: the Temporal dev server as `make run` starts it (the `temporal`
 CLI from the virtualenv, ``treatyflow.devserver.dev_server_command``: a SQLite file with the WAL
-pragmas, the search attributes), on free loopback ports in a directory of its own; the worker and
+pragmas, the search attributes), on free loopback ports in a directory of its own, started as the
+tests start it (``tests.support.DevServer``); the worker and
 the API as separate processes, as production runs them (so their memory can be read from /proc);
 one encrypting data converter with a random key for every client. Everything started here is
 stopped here (the last started first, the server last), whatever happens."""
@@ -8,13 +9,11 @@ stopped here (the last started first, the server last), whatever happens."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import math
 import os
 import platform
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,9 +29,10 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
+from tests.support import DevServer, Processes, codec_keys_env, free_port
 from treatyflow.codec import CodecKeys
 from treatyflow.config import Settings
-from treatyflow.devserver import dev_server_command, wait_until_reachable
+from treatyflow.devserver import dev_server_command
 
 ROOT = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
@@ -40,12 +40,6 @@ T = TypeVar("T")
 WORKER_BENCH = [sys.executable, "-m", "benchmarks.worker"]  # the production worker + the baseline
 WORKER_PRODUCTION = [sys.executable, "-m", "treatyflow.cli", "worker"]  # exactly `treatyflow worker`
 API_PRODUCTION = [sys.executable, "-m", "treatyflow.cli", "api"]  # exactly `treatyflow api`
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def percentile(values: Iterable[float], p: float) -> float:
@@ -154,7 +148,6 @@ class Stack:
         """The environment of a worker or API process on this stack: this process's, unchanged but
         for the stack's addresses and keys; with the ``bytecode`` variant, Python caches bytecode
         (in the working directory) even where PYTHONDONTWRITEBYTECODE is set."""
-        current = self.keys.current
         env = dict(os.environ)
         if "bytecode" in self.variant.split(","):
             env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -162,7 +155,7 @@ class Stack:
         return {**env, "TREATYFLOW_BENCH_VARIANT": self.variant, "PYTHONPATH": str(ROOT),
                 "TEMPORAL_ADDRESS": self.settings.temporal_address,
                 "TEMPORAL_NAMESPACE": self.settings.temporal_namespace, "TREATYFLOW_TASK_QUEUE": task_queue,
-                "TREATYFLOW_CODEC_KEYS": f"{current}:{base64.b64encode(self.keys.keys[current]).decode()}",
+                "TREATYFLOW_CODEC_KEYS": codec_keys_env(self.keys),
                 "TREATYFLOW_DATA_DIR": str(self.workdir / "data"),
                 "TREATYFLOW_ARCHIVE_DIR": str(self.workdir / "archive"), **extra}
 
@@ -258,25 +251,23 @@ async def dev_stack(workdir: Path, profile_dir: Path | None = None, variant: str
     """The dev server of `make run` (same command, same pragmas) under ``workdir``, and a client
     with the encrypting data converter; stops everything started on it on the way out."""
     keys = CodecKeys(current="bench", keys={"bench": os.urandom(32)})
-    settings = Settings(temporal_address=f"127.0.0.1:{free_port()}", ui_port=free_port(),
-                        data_dir=workdir / "data", archive_dir=workdir / "archive", codec_keys=keys,
-                        log_level="WARNING")
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    log = open(workdir / "temporal-server.log", "ab")
-    server = subprocess.Popen(dev_server_command(settings), stdout=log, stderr=subprocess.STDOUT,
-                              start_new_session=True)
-    log.close()
+    procs = Processes(workdir)  # the server's log: temporal-0.log
+    server = DevServer(workdir / "data", procs, codec_keys=keys, archive_dir=workdir / "archive",
+                       log_level="WARNING")
     stack: Stack | None = None
     try:
-        client = await wait_until_reachable(settings, timeout=60.0)
-        stack = Stack(workdir=workdir, settings=settings, keys=keys, client=client, server=server,
+        client = await server.start(timeout=60.0)
+        assert server.proc is not None
+        stack = Stack(workdir=workdir, settings=server.settings, keys=keys, client=client, server=server.proc.popen,
                       variant=variant, profile_dir=profile_dir)
         yield stack
     finally:
         if stack is not None:
             for proc in reversed(list(stack.processes)):  # the last started first
                 await stack.stop(proc)
-        await asyncio.to_thread(stop_process, server)
+        if server.proc is not None:
+            await asyncio.to_thread(stop_process, server.proc.popen)
+        procs.close()
 
 
 # ---- the machine ----------------------------------------------------------------------------

@@ -14,9 +14,10 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
 from benchmarks.baseline import BaselineTransfer, baseline_workflow_id
 from benchmarks.harness import Timings
-from domain.transfer import Decision, HandoverConfirmation, TransferRequest
-from tests.factories import new_reference, transfer_body
+from domain.transfer import Decision, HandoverConfirmation
+from tests.support import key
 from treatyflow.cases import act, open_transfer, transfer_handle
+from treatyflow.samples import new_reference, transfer_body, transfer_request
 from workflows.transfer import TransferWorkflow
 
 POLL = 0.02  # seconds between reads while the handover is being arranged (an activity)
@@ -25,10 +26,6 @@ MAX_POLLS = 1500  # 30 s: a handover never arranged fails the benchmark
 
 def today() -> str:
     return datetime.now(timezone.utc).date().isoformat()
-
-
-def key(authority: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer demo-{authority}"}
 
 
 class Unexpected(RuntimeError):
@@ -42,7 +39,7 @@ def expect(condition: bool, what: str) -> None:
 
 async def real_direct(client: Client, task_queue: str, timings: Timings) -> str:
     """open_transfer (update-with-start), both decisions, the handover once arranged, the result."""
-    request = TransferRequest.model_validate(transfer_body())
+    request = transfer_request()
     opening = await timings.timed("open_transfer", open_transfer(client, request, "kz-gpo", task_queue))
     expect(opening.view.stage == "awaiting_consents", f"opened in {opening.view.stage}")
     handle = transfer_handle(client, request.reference)

@@ -1,9 +1,9 @@
 """Real Temporal servers for the tests: one local dev server for the session (visibility, search
-attributes, update-with-start), and a fresh time-skipping server per deadline test."""
+attributes, update-with-start), as `make run` starts it, and a fresh time-skipping server per
+deadline test."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import os
 import uuid
@@ -14,12 +14,13 @@ import pytest_asyncio
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from tests.support import DevServer, Processes, free_port, serve
 from treatyflow.client import data_converter
 from treatyflow.codec import CodecKeys
 from treatyflow.config import Settings
-from treatyflow.devserver import installed_binary, register_search_attributes
+from treatyflow.devserver import installed_binary
+from treatyflow.namespace import register_search_attributes
 from worker import create_worker
-from workflows import search_attributes
 
 
 # One codec key for the test session, never written anywhere: every client encrypts with it.
@@ -28,12 +29,15 @@ DATA_CONVERTER = data_converter(CODEC_KEYS)
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=installed_binary("temporal"), data_converter=DATA_CONVERTER,
-        search_attributes=search_attributes.ALL, dev_server_log_level="error")
-    yield env
-    await env.shutdown()
+async def dev_env(tmp_path_factory) -> AsyncIterator[WorkflowEnvironment]:
+    root = tmp_path_factory.mktemp("temporal")
+    (root / "logs").mkdir()
+    procs = Processes(root / "logs")
+    try:
+        client = await DevServer(root / "data", procs, codec_keys=CODEC_KEYS).start()
+        yield WorkflowEnvironment.from_client(client)
+    finally:
+        procs.close()
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
@@ -64,21 +68,9 @@ async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
 async def api_url(dev_env: WorkflowEnvironment, dev_settings: Settings, tmp_path_factory) -> AsyncIterator[str]:
     """The real API app over real HTTP (uvicorn on a free loopback port), in dev mode (demo keys),
     against the session's dev server and worker."""
-    import socket
-
-    import uvicorn
-
     from api.app import create_app
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     settings = dataclasses.replace(dev_settings, dev_mode=True, api_port=port, api_timeout=5.0)
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, dev_env.client), host="127.0.0.1", port=port,
-                                           log_config=None, access_log=False))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
+    async with serve(create_app(settings, dev_env.client), port) as url:
+        yield url

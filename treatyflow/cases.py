@@ -7,19 +7,17 @@ import asyncio
 from typing import Any
 
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.common import (
-    SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy,
-)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.assistance import AssistanceRequest
 from domain.case import RequestSeal
 from domain.transfer import TransferRequest, request_digest
-from workflows import rejection, search_attributes as sa
-from workflows.assistance import AssistanceOpening, AssistanceWorkflow, OpenAssistance, assistance_workflow_id
+from workflows import rejection
+from workflows.case import Opening
+from workflows.kinds import ASSISTANCE, TRANSFER, CaseKind
 from workflows.measure import MeasureWorkflow, measure_workflow_id
-from workflows.transfer import OpenTransfer, Opening, TransferWorkflow, transfer_workflow_id
 
 
 class CaseClosed(Exception):
@@ -48,21 +46,28 @@ async def existing_opening(handle: WorkflowHandle, query: Any, seal: RequestSeal
         await asyncio.sleep(0.1)
 
 
-async def open_case(client: Client, workflow_id: str, update: Any, query: Any, view: Any, request: Any,
-                    start: WithStartWorkflowOperation) -> Any:
-    """Find the case (by query) or start it with update-with-start; the update carries only the
-    request's seal. A case that has closed raises CaseClosed (a reference is never reused)."""
+async def open_case(client: Client, kind: CaseKind, request: Any, opened_by: str, task_queue: str) -> Opening:
+    """Start the case, or find the one already running under that reference (by query), and answer
+    once its intake has run; the starting update carries only the request's seal. A case opened
+    with a different request raises ReferenceTaken; a closed one CaseClosed (a reference is never
+    reused for a second case)."""
+    workflow_id = kind.workflow_id(request.reference)
     handle = client.get_workflow_handle(workflow_id)
     seal = RequestSeal(request_sha256=request_digest(request))
-    found = await existing_opening(handle, query, seal)
+    found = await existing_opening(handle, kind.workflow.opening, seal)
     if found is not None:
         return found
+    start = WithStartWorkflowOperation(
+        kind.workflow.run, kind.start(request, opened_by), id=workflow_id, task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING, id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        search_attributes=kind.start_attributes(request), static_summary=kind.summary(request))
     try:
-        opening = await client.execute_update_with_start_workflow(update, seal, start_workflow_operation=start)
+        opening = await client.execute_update_with_start_workflow(kind.workflow.opened, seal,
+                                                                  start_workflow_operation=start)
     except WorkflowAlreadyStartedError:
         raise CaseClosed(request.reference) from None
     if opening.view is None:  # another opening of the same request started it a moment before
-        opening.view = await handle.query(view)
+        opening.view = await handle.query(kind.workflow.view)
     return opening
 
 
@@ -81,51 +86,24 @@ async def act(handle: WorkflowHandle, update: Any, actor: str, body: Any, view: 
     return await handle.query(view)
 
 
+def case_handle(client: Client, kind: CaseKind, reference: str) -> WorkflowHandle:
+    return client.get_workflow_handle_for(kind.workflow.run, kind.workflow_id(reference))
+
+
 async def open_transfer(client: Client, request: TransferRequest, opened_by: str, task_queue: str) -> Opening:
-    """Start the case, or find the one already running under that reference, and answer once its
-    intake has run. A case opened with a different request raises ReferenceTaken; a closed one
-    CaseClosed (a reference is never reused for a second case)."""
-    start = WithStartWorkflowOperation(
-        TransferWorkflow.run, OpenTransfer(request=request, opened_by=opened_by),
-        id=transfer_workflow_id(request.reference), task_queue=task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        search_attributes=TypedSearchAttributes([
-            SearchAttributePair(sa.CASE_KIND, "transfer"),
-            SearchAttributePair(sa.CASE_STATES, [request.sentencing_state, request.administering_state]),
-        ]),
-        static_summary=f"Transfer {request.reference}: {request.sentencing_state} → {request.administering_state}",
-    )
-    return await open_case(client, transfer_workflow_id(request.reference), TransferWorkflow.opened, TransferWorkflow.opening, TransferWorkflow.view,
-                           request, start)
+    return await open_case(client, TRANSFER, request, opened_by, task_queue)
+
+
+async def open_assistance(client: Client, request: AssistanceRequest, opened_by: str, task_queue: str) -> Opening:
+    return await open_case(client, ASSISTANCE, request, opened_by, task_queue)
 
 
 def transfer_handle(client: Client, reference: str) -> WorkflowHandle:
-    return client.get_workflow_handle_for(TransferWorkflow.run, transfer_workflow_id(reference))
-
-
-async def open_assistance(client: Client, request: AssistanceRequest, opened_by: str,
-                          task_queue: str) -> AssistanceOpening:
-    """As ``open_transfer``, for a request for mutual legal assistance."""
-    start = WithStartWorkflowOperation(
-        AssistanceWorkflow.run, OpenAssistance(request=request, opened_by=opened_by),
-        id=assistance_workflow_id(request.reference), task_queue=task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        search_attributes=TypedSearchAttributes([
-            SearchAttributePair(sa.CASE_KIND, "assistance"),
-            SearchAttributePair(sa.CASE_STATES, [request.requesting_state, request.requested_state]),
-            SearchAttributePair(sa.CASE_CONFIDENTIAL, request.confidential),
-        ]),
-        static_summary=f"Assistance {request.reference}: {request.requesting_state} → {request.requested_state}, "
-                       f"{len(request.measures)} measures",
-    )
-    return await open_case(client, assistance_workflow_id(request.reference), AssistanceWorkflow.opened, AssistanceWorkflow.opening, AssistanceWorkflow.view,
-                           request, start)
+    return case_handle(client, TRANSFER, reference)
 
 
 def assistance_handle(client: Client, reference: str) -> WorkflowHandle:
-    return client.get_workflow_handle_for(AssistanceWorkflow.run, assistance_workflow_id(reference))
+    return case_handle(client, ASSISTANCE, reference)
 
 
 def measure_handle(client: Client, reference: str, measure_id: str) -> WorkflowHandle:

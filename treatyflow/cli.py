@@ -99,7 +99,8 @@ def up(settings: Settings, *, with_worker: bool) -> int:
     dies. A port already taken, or another `up` on the same data dir, is said in one line on
     stderr, and so is a child exiting while starting: then exit 1 before anything claims to be up."""
     from treatyflow.client import codec_keys
-    from treatyflow.devserver import raise_retention, start_dev_server, wait_until_reachable
+    from treatyflow.devserver import start_dev_server, wait_until_reachable
+    from treatyflow.namespace import raise_retention
 
     stopping = False
 
@@ -488,16 +489,11 @@ async def _listening(host: str, port: int) -> None:
 
 async def setup(settings: Settings) -> int:
     """Idempotent: search attributes already there and a retention already set are left as they are."""
-    from temporalio.client import Client
-    from temporalio.envconfig import ClientConfig
+    from treatyflow.client import connect
+    from treatyflow.namespace import prepare_namespace
 
-    from treatyflow.devserver import raise_retention, register_search_attributes
-
-    options = ClientConfig.load_client_connect_config()
-    options["target_host"], options["namespace"] = settings.temporal_address, settings.temporal_namespace
-    client = await Client.connect(**options)  # no payloads are read or written: no codec needed
-    await register_search_attributes(client, settings.temporal_namespace)
-    await raise_retention(client, settings.temporal_namespace, settings.retention_days)
+    client = await connect(settings, payloads=False)  # no payloads are read or written: no codec keys needed
+    await prepare_namespace(client, settings.temporal_namespace, settings.retention_days)
     print(f"namespace {settings.temporal_namespace} at {settings.temporal_address}: search attributes "
           f"registered, retention {settings.retention_days} days", flush=True)
     return 0

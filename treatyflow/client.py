@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 
+from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, PayloadCodec
 from temporalio.envconfig import ClientConfig
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
@@ -28,15 +30,36 @@ def data_converter(keys: CodecKeys) -> DataConverter:
                                failure_converter_class=DefaultFailureConverterWithEncodedAttributes)
 
 
+class NoPayloads(PayloadCodec):
+    """The codec of a client connected without codec keys (``connect(..., payloads=False)``):
+    any payload it would send or read is refused, so none ever leaves in clear."""
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return self.refuse(payloads)
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return self.refuse(payloads)
+
+    @staticmethod
+    def refuse(payloads: Sequence[Payload]) -> list[Payload]:
+        if payloads:
+            raise CodecKeyError("this client was connected without codec keys: it reads and writes no payload")
+        return []
+
+
 def codec_keys(settings: Settings) -> CodecKeys:
     return settings.codec_keys or configured_keys(dict(os.environ), settings.data_dir, dev_mode=settings.dev_mode)
 
 
-async def connect(settings: Settings, *, runtime: Runtime | None = None) -> Client:
+async def connect(settings: Settings, *, runtime: Runtime | None = None, payloads: bool = True) -> Client:
+    """``payloads=False``: a client for the namespace's set-up only (`treatyflow setup`), which
+    needs no codec keys and refuses every payload (``NoPayloads``)."""
     options = ClientConfig.load_client_connect_config()
     options["target_host"] = settings.temporal_address
     options["namespace"] = settings.temporal_namespace
-    return await Client.connect(**options, data_converter=data_converter(codec_keys(settings)), runtime=runtime)
+    converter = (data_converter(codec_keys(settings)) if payloads
+                 else dataclasses.replace(pydantic_data_converter, payload_codec=NoPayloads()))
+    return await Client.connect(**options, data_converter=converter, runtime=runtime)
 
 
 async def verify_keys(client: Client) -> None:

@@ -30,11 +30,11 @@ class Settings:
     api_timeout: float = 10.0  # seconds a request may wait on Temporal before answering 503
     rate_limit: float = 50.0  # requests per second per authority (burst of the same size)
     max_body_bytes: int = 1_048_576
-    webhooks_file: Path | None = None
+    webhooks_file: Path | None = None  # JSON {"<authority id>": {"url": ..., "secret": ...}}; none: no webhooks
     workflow_cache: int = 500  # cases a worker keeps in memory (~0.34 MB each); others replay on demand
     worker_metrics: str | None = None  # host:port where the worker serves the SDK's Prometheus metrics
     codec_keys: CodecKeys | None = None  # None: from TREATYFLOW_CODEC_KEYS(_FILE), see treatyflow.codec
-    ui_origin: str = "http://localhost:8233"  # the Temporal UI allowed to call the codec endpoints  # JSON {"<authority id>": {"url": ..., "secret": ...}}; none: no webhooks
+    ui_origin: str = "http://localhost:8233"  # the Temporal UI allowed to call the codec endpoints
     # the operators' credential (/metrics outside dev mode, the codec endpoints): SHA-256 hex of the
     # operator token, comma separated (several while one is rotated); never an authority's key
     operator_token_hash: str = ""

@@ -14,25 +14,15 @@ from typing import Any
 import httpx
 
 from treatyflow.config import Settings
-
-
-def key(authority: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer demo-{authority}"}
+from treatyflow.samples import BASE, assistance_body, key, transfer_body
 
 
 def transfer(reference: str, **changes: Any) -> dict[str, Any]:
+    """The sample transfer, received and declared today, of a person the demo names."""
     today = datetime.now(timezone.utc).date().isoformat()
-    body: dict[str, Any] = {
-        "reference": reference, "sentencing_state": "KZ", "administering_state": "UZ", "received_on": today,
-        "person": {"full_name": "Demo Person", "date_of_birth": "1985-03-02", "citizenships": ["UZ"]},
-        "judgment": {"court": "Almaty City Court", "date": "2024-05-10", "final": True,
-                     "offences": [{"article": "188", "iccs": "0502", "description": "Theft"}]},
-        "sentence": {"indeterminate": False, "start_date": "2024-01-15", "years": 5,
-                     "pretrial_credit_days": 120},
-        "declaration": {"signed_on": today, "voluntary": True, "informed_of_consequences": True},
-    }
-    body.update(changes)
-    return body
+    return transfer_body(**{"reference": reference, "received_on": today,
+                            "person": {**BASE["person"], "full_name": "Demo Person"},
+                            "declaration": {**BASE["declaration"], "signed_on": today}, **changes})
 
 
 class Demo:
@@ -85,16 +75,13 @@ class Demo:
     def assistance(self, ref: str) -> None:
         print(f"\n{ref}: France asks Kazakhstan for assistance", flush=True)
         today = datetime.now(timezone.utc).date().isoformat()
-        body = {
-            "reference": ref, "requesting_state": "FR", "requested_state": "KZ", "received_on": today,
-            "issuing_authority": "Investigating judge, Paris", "purpose": "Fraud investigation",
-            "facts": "Investors' funds were moved through accounts in Almaty",
-            "offences": [{"article": "313-1", "iccs": "0701", "description": "Fraud"}],
-            "measures": [
+        body = assistance_body(
+            reference=ref, received_on=today, issuing_authority="Investigating judge, Paris",
+            purpose="Fraud investigation", facts="Investors' funds were moved through accounts in Almaty",
+            measures=[
                 {"id": "accounts", "kind": "identify_bank_accounts", "description": "Accounts of the company"},
                 {"id": "search", "kind": "search", "description": "Search of the office"},
-                {"id": "hearing", "kind": "interrogation", "description": "Hear the director"}],
-        }
+                {"id": "hearing", "kind": "interrogation", "description": "Hear the director"}])
         path = f"/v1/assistance-requests/{ref}"
         self.assist_step("fr-moj files the request", self.call("POST", "/v1/assistance-requests", "fr-moj", body))
         self.assist_step("kz-gpo accepts it", self.call("POST", f"{path}/review", "kz-gpo", {"decision": "accept"}))

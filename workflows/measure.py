@@ -8,17 +8,16 @@ The request cancels an open measure by the ``cancel`` signal when it is withdraw
 from __future__ import annotations
 
 import asyncio
-from datetime import date, datetime, time, timezone
+from datetime import date
 
 from pydantic import BaseModel
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from domain.assistance import Authorisation, MeasureResult, MeasureStage, MeasureView
-    from workflows import search_attributes as sa
     from workflows.rejection import conflict, invalid, not_permitted, only
 
-from workflows.case import CaseWithdrawn, CaseWorkflow
+from workflows.case import CaseWithdrawn, Procedure
 
 MEASURE_KIND = "assistance_measure"  # CaseKind of a measure: lists show requests, the inbox both
 
@@ -48,24 +47,21 @@ class MeasureOrder(BaseModel):
     confidential: bool
     request_workflow_id: str
     # this measure's share of the request's evidence budget (bytes of its items' JSON), so that the
-    # request's view, manifest and archived record stay within one payload; None: orders of
-    # requests begun before the budget
-    evidence_allowance: int | None = None
+    # request's view, manifest and archived record stay within one payload
+    evidence_allowance: int
 
 
 @workflow.defn(name="AssistanceMeasure")
-class MeasureWorkflow(CaseWorkflow):
+class MeasureWorkflow(Procedure):
     kind = "assistance"
+    search_kind = MEASURE_KIND
+    actions = {"awaiting_authorisation": "authorise_measure", "executing": "report_result"}
 
     @workflow.init
     def __init__(self, order: MeasureOrder) -> None:
-        super().__init__()
+        super().__init__(order.reference, order.measure.stage, order.confidential)
         self.order = order
-        self.reference = order.reference
         self.measure = order.measure.model_copy(deep=True)
-        self.stage = self.measure.stage
-        self.reminder_days = order.reminder_days
-        self.confidential = order.confidential
         self.authorisation: Authorisation | None = None
         self.result: MeasureResult | None = None
         self.cancelled = False
@@ -76,34 +72,31 @@ class MeasureWorkflow(CaseWorkflow):
         m = self.measure
         try:
             if m.court:
-                await self.enter("awaiting_authorisation")
-                await self.await_acts([(m.court, "authorise_measure")], order.authorisation_days,
-                                      lambda: self.authorisation is not None, measure_id=m.id)
+                self.enter("awaiting_authorisation")
+                await self.await_acts([m.court], order.authorisation_days, lambda: self.authorisation is not None,
+                                      measure_id=m.id)
                 assert self.authorisation is not None
                 if not self.authorisation.granted:
                     return await self.end("denied")
-            await self.enter("executing")
-            due: int | date | datetime = order.execution_days
-            if order.execution_due_on and workflow.patched("date-deadlines-end-of-day"):
-                due = order.execution_due_on  # due all that day: overdue from the next one
-            elif order.execution_due_on:  # measures begun before: overdue from the start of that day
-                due = datetime.combine(order.execution_due_on, time(0), tzinfo=timezone.utc)
-            await self.await_acts([(m.assigned_to or order.requested_central_authority, "report_result")],
-                                  due, lambda: self.result is not None, measure_id=m.id)
+            self.enter("executing")
+            # due all of respond_by (overdue from the next day), however long the court took; else days
+            due: int | date = order.execution_due_on or order.execution_days
+            await self.await_acts([m.assigned_to or order.requested_central_authority], due,
+                                  lambda: self.result is not None, measure_id=m.id)
             assert self.result is not None
             m.evidence = list(self.result.evidence)
             return await self.end(self.result.outcome)
         except CaseWithdrawn:
             return await self.end("cancelled")
 
-    async def enter(self, stage: MeasureStage) -> None:
+    def enter(self, stage: MeasureStage) -> None:
         self.stage = self.measure.stage = stage
         self.publish()
 
     async def end(self, stage: MeasureStage) -> MeasureView:
         self.pending = []
         self.due_at = None
-        await self.enter(stage)  # the request learns the end here, by signal
+        self.enter(stage)  # the request learns the end here, by signal
         await asyncio.gather(*self.reports, *self.notices)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.view()
@@ -140,10 +133,8 @@ class MeasureWorkflow(CaseWorkflow):
 
     async def request_told(self) -> None:
         """An act answers once the request has been told of the change it made (its signal is in the
-        request's history), so that a read of the request after the answer shows the act. Acts
-        answered before this change did not wait (patch)."""
-        if workflow.patched("measure-acts-answer-once-the-request-knows"):
-            await asyncio.gather(*self.reports, return_exceptions=True)
+        request's history), so that a read of the request after the answer shows the act."""
+        await asyncio.gather(*self.reports, return_exceptions=True)
 
     @report_result.validator
     def validate_result(self, actor: str, result: MeasureResult) -> None:
@@ -159,7 +150,7 @@ class MeasureWorkflow(CaseWorkflow):
             field = f"evidence.{late[0]}.collected_on"
             raise invalid(field, f"{field} may not lie in the future")
         allowance = self.order.evidence_allowance
-        if allowance is not None and evidence_bytes(result) > allowance:
+        if evidence_bytes(result) > allowance:
             raise invalid("evidence", f"evidence of measure {self.measure.id} may take at most {allowance:,} bytes "
                                       f"(its share of the request's {EVIDENCE_BUDGET:,}): describe the items more "
                                       "briefly")
@@ -192,7 +183,15 @@ class MeasureWorkflow(CaseWorkflow):
     def view(self) -> MeasureView:
         return self.measure.model_copy(update={"pending_actions": list(self.pending), "events": list(self.events)})
 
-    # ---- CaseWorkflow -----------------------------------------------------------------------
+    # ---- Procedure ------------------------------------------------------------------------
+
+    @property
+    def states(self) -> tuple[str, str]:
+        return self.order.states
+
+    @property
+    def reminder_days(self) -> int:
+        return self.order.reminder_days
 
     def withdrawn(self) -> bool:
         """Cancelled by the request, unless its result came first: a reported result stands."""
@@ -201,22 +200,14 @@ class MeasureWorkflow(CaseWorkflow):
     def escalation_recipient(self, authority: str) -> str:
         return self.order.requested_central_authority
 
+    def summary(self) -> list[str]:
+        return [f"**Measure {self.measure.id}** ({self.measure.kind}) of assistance request {self.reference}",
+                f"**Stage:** {self.stage}", *self.waiting_lines(self.pending)]
+
     def publish(self) -> None:
-        workflow.upsert_search_attributes([
-            sa.CASE_KIND.value_set(MEASURE_KIND),
-            sa.CASE_STAGE.value_set(self.stage),
-            sa.CASE_STATES.value_set(list(self.order.states)),
-            sa.CASE_CONFIDENTIAL.value_set(self.order.confidential),
-            sa.AWAITING_AUTHORITIES.value_set(sorted({p.authority for p in self.pending}))
-            if self.pending else sa.AWAITING_AUTHORITIES.value_unset(),
-            sa.ACTION_DUE_AT.value_set(self.due_at) if self.due_at else sa.ACTION_DUE_AT.value_unset(),
-        ])
-        lines = [f"**Measure {self.measure.id}** ({self.measure.kind}) of assistance request {self.reference}",
-                 f"**Stage:** {self.stage}"]
-        lines += [f"**Waiting for:** {p.authority} to {p.action}, by {p.due_on}"
-                  + (" — **OVERDUE**" if p.overdue else "") for p in self.pending]
-        workflow.set_current_details("\n\n".join(lines))
-        # the request learns every change of this measure (it keeps the highest revision)
+        """As every procedure's, and the request learns every change of this measure by signal (it
+        keeps the highest revision)."""
+        super().publish()
         self.measure.revision += 1
         view = self.view()
         self.reports.append(asyncio.create_task(

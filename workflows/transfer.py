@@ -11,7 +11,6 @@ escalation (``overdue``) after it; only the declaration's deadline ends the case
 
 from __future__ import annotations
 
-import asyncio
 from datetime import date, timedelta
 
 from pydantic import BaseModel
@@ -19,26 +18,19 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.handover import HandoverPlan
-    from activities.intake import EligibilityQuestion, TreatyAnswer, TreatyQuestion
-    from domain.case import ArchivedCase, RequestSeal
+    from activities import handover as handovers, intake
     from domain.eligibility import Eligibility, release_date_of, unassessed
     from domain.parties import StateAuthorities
-    from domain.reference import Deadlines, Treaty
     from domain.transfer import (
         TERMINAL_STAGES, Declaration, Decision, EligibilityCondition, Handover, HandoverConfirmation,
         LegalReview, RecordedDecision, TransferRequest, TransferStage, TransferView, Withdrawal, enforcement_problem,
-        handover_problem, is_arranged_point, request_digest,
+        handover_problem, is_arranged_point,
     )
-    from workflows.rejection import conflict, invalid, not_permitted, only, or_list, reference_taken
+    from workflows.rejection import conflict, invalid, or_list
 
 from workflows.case import STEP, CaseWithdrawn, CaseWorkflow
 
 ALWAYS_OPEN_GROUNDS = ("not_national", "state_declined")
-
-
-def transfer_workflow_id(reference: str) -> str:
-    return f"transfer:{reference}"
 
 
 class OpenTransfer(BaseModel):
@@ -48,54 +40,34 @@ class OpenTransfer(BaseModel):
     opened_by: str
 
 
-class Opening(BaseModel):
-    """The answer to opening a case (the ``opened`` update) and to a client looking before it
-    opens (the ``opening`` query, which adds nothing to the history). ``view`` is None when this
-    update was not the one that created the case: the client reads the view by query."""
-
-    view: TransferView | None
-    created: bool
-    request_sha256: str = ""
-    intake_done: bool = True
-
-
 @workflow.defn(name="Transfer")
 class TransferWorkflow(CaseWorkflow):
-    kind = "transfer"
+    kind = search_kind = "transfer"
+    noun, title = "case", "Transfer"
+    state_fields = ("sentencing_state", "administering_state")
+    terminal = TERMINAL_STAGES
+    transient = frozenset({"checking_eligibility"})
+    actions = {"awaiting_declaration": "record_declaration", "awaiting_legal_review": "legal_review",
+               "awaiting_consents": "decide", "awaiting_handover": "confirm_handover"}
 
     @workflow.init
     def __init__(self, case: OpenTransfer) -> None:
-        super().__init__()
-        self.request = case.request
-        self.request_sha256 = request_digest(case.request)
-        self.reference = case.request.reference
-        self.opened_by = case.opened_by
-        self.opened_at = workflow.now()
-        self.received_on: date = case.request.received_on or self.opened_at.date()
-        self.stage: TransferStage = "checking_eligibility"
-        self.outcome: TransferStage | None = None
-        self.grounds: list[str] = []
-        self.treaty: Treaty | None = None
-        self.authorities: dict[str, StateAuthorities] = {}
+        super().__init__(case.request, case.opened_by, "checking_eligibility")
+        self.request: TransferRequest = case.request
         self.declaration: Declaration | None = case.request.declaration
         self.eligibility: Eligibility | None = None
         self.legal_review: LegalReview | None = None
         self.decisions: dict[str, RecordedDecision] = {}
         self.handover: Handover | None = None
         self.withdrawal: Withdrawal | None = None
-        self.stage_entered_on: date = self.opened_at.date()
-        self.intake_done = False
-        self.open_requests = 0
 
     # ---- the procedure ------------------------------------------------------------------
 
     @workflow.run
     async def run(self, case: OpenTransfer) -> TransferView:
-        self.record(self.opened_by, "case_opened",
-                    f"{self.request.sentencing_state} → {self.request.administering_state}, "
-                    f"received {self.received_on}, initiated by the {self.request.initiated_by.replace('_', ' ')}"
-                    + (f", following {self.request.previous_reference}" if self.request.previous_reference else ""))
-        await self.resolve_treaty()
+        await self.open(f"{self.request.sentencing_state} → {self.request.administering_state}, "
+                        f"received {self.received_on}, initiated by the {self.request.initiated_by.replace('_', ' ')}"
+                        + (f", following {self.request.previous_reference}" if self.request.previous_reference else ""))
         if self.treaty is None:
             return await self.close("refused", ["no_treaty"])
         try:
@@ -118,30 +90,19 @@ class TransferWorkflow(CaseWorkflow):
         except CaseWithdrawn:
             return await self.close("withdrawn", [])
 
-    async def resolve_treaty(self) -> None:
-        answer: TreatyAnswer = await workflow.execute_activity(
-            "resolve_treaty",
-            TreatyQuestion(kind="transfer", received_on=self.received_on,
-                           states=(self.request.sentencing_state, self.request.administering_state)),
-            result_type=TreatyAnswer, summary="Resolve the governing treaty", **STEP)
-        self.treaty = answer.treaty
-        self.authorities = {a.state: a for a in answer.authorities}
-        self.record("system", "treaty_resolved", self.treaty.id if self.treaty else "no treaty in force")
-
     async def await_declaration(self) -> bool:
         self.enter("awaiting_declaration")
-        return await self.await_acts(
-            [(self.sentencing.prison_service, "record_declaration")], self.deadlines.declaration,
-            lambda: self.declaration is not None, expires=True)
+        return await self.await_acts([self.sentencing.prison_service],
+                                     self.deadlines.declaration, lambda: self.declaration is not None, expires=True)
 
     async def check_eligibility(self) -> None:
         self.enter("checking_eligibility")
         assert self.treaty is not None
         try:
             self.eligibility = await workflow.execute_activity(
-                "check_eligibility",
-                EligibilityQuestion(request=self.request, treaty_id=self.treaty.id, received_on=self.received_on),
-                result_type=Eligibility, summary="Check eligibility (all six conditions)", **STEP)
+                intake.check_eligibility,
+                intake.EligibilityQuestion(request=self.request, treaty_id=self.treaty.id, received_on=self.received_on),
+                summary="Check eligibility (all six conditions)", **STEP)
         except ActivityError as err:  # a permanent failure (retries are unbounded): people judge
             cause = getattr(err.cause, "type", None) or type(err.cause).__name__
             self.record("system", "eligibility_not_assessed", str(cause))
@@ -153,14 +114,14 @@ class TransferWorkflow(CaseWorkflow):
 
     async def await_legal_review(self) -> None:
         self.enter("awaiting_legal_review")
-        await self.await_acts([(self.administering.central_authority, "legal_review")],
+        await self.await_acts([self.administering.central_authority],
                               self.deadlines.legal_review, lambda: self.legal_review is not None)
 
     async def await_consents(self) -> RecordedDecision | None:
         """Both states decide, in either order; the first refusal ends the case."""
         self.enter("awaiting_consents")
         await self.await_acts(
-            [(self.authorities[s].central_authority, "decide") for s in self.states],
+            [self.authorities[s].central_authority for s in self.states],
             self.deadlines.consent, lambda: len(self.decisions) == 2 or self.refusal() is not None)
         return self.refusal()
 
@@ -169,67 +130,19 @@ class TransferWorkflow(CaseWorkflow):
         assert self.treaty is not None
         due_on = (workflow.now() + timedelta(days=self.deadlines.handover)).date()
         self.handover = await workflow.execute_activity(
-            "arrange_handover", HandoverPlan(reference=self.request.reference, treaty_id=self.treaty.id,
-                                             due_on=due_on),
-            result_type=Handover, summary="Arrange the handover at the treaty's handover point", **STEP)
+            handovers.arrange_handover,
+            handovers.HandoverPlan(reference=self.reference, treaty_id=self.treaty.id, due_on=due_on),
+            summary="Arrange the handover at the treaty's handover point", **STEP)
         self.record("system", "handover_arranged", f"at {self.handover.place}, by {self.handover.due_on}")
         for state in self.states:
             self.notify(self.authorities[state].prison_service, "handover_arranged", due_on=self.handover.due_on)
 
     async def await_handover(self) -> None:
-        await self.await_acts([(self.administering.prison_service, "confirm_handover")],
+        await self.await_acts([self.administering.prison_service],
                               self.deadlines.handover, lambda: self.handover is not None
                               and self.handover.completed_on is not None)
 
-    async def close(self, outcome: TransferStage, grounds: list[str]) -> TransferView:
-        self.grounds = list(grounds)
-        self.outcome = outcome
-        self.pending = []
-        self.due_at = None
-        self.enter(outcome)
-        self.record("system", "case_closed", f"{outcome}" + (f": {', '.join(grounds)}" if grounds else ""))
-        for state in self.states:
-            if state in self.authorities:  # a state missing from the directory has no one to tell
-                self.notify(self.authorities[state].central_authority, "case_closed")
-        if workflow.patched("archive-before-notices"):
-            # the record of the closed case does not wait for webhooks that may be down for hours
-            await self.archive()
-            await asyncio.gather(*self.notices)
-        else:  # cases closed before this change
-            await asyncio.gather(*self.notices)
-            await self.archive()
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        return self.view()
-
-    async def archive(self) -> None:
-        view = self.view()
-        await self.archive_record(ArchivedCase(kind="transfer", reference=self.request.reference,
-                                               closed_at=workflow.now(), view=view.model_dump(mode="json"),
-                                               request_sha256=self.request_sha256))
-
     # ---- acts of the authorities: updates with validators ---------------------------------
-
-    @workflow.update
-    async def opened(self, seal: RequestSeal | TransferRequest) -> Opening:
-        """Answers once intake has run: a waiting stage or ``refused``, never a transient one.
-        The first call is the one that opened the case. Clients send the request's seal; cases
-        opened before that change received the request itself."""
-        self.open_requests += 1
-        created = self.open_requests == 1
-        await workflow.wait_condition(lambda: self.intake_done)
-        return Opening(view=self.view() if created else None, created=created, request_sha256=self.request_sha256)
-
-    @opened.validator
-    def validate_opened(self, seal: RequestSeal | TransferRequest) -> None:
-        digest = seal.request_sha256 if isinstance(seal, RequestSeal) else request_digest(seal)
-        if digest != self.request_sha256:
-            raise conflict(reference_taken(self.reference))
-
-    @workflow.query
-    def opening(self) -> Opening:
-        """For a client about to open the case again: the seal to compare, and the view."""
-        return Opening(view=self.view() if self.intake_done else None, created=False,
-                       request_sha256=self.request_sha256, intake_done=self.intake_done)
 
     # Each act answers once the procedure has taken it into account; the client reads the view by
     # query, so that an act adds only itself to the history. Each handler checks again what its
@@ -245,7 +158,7 @@ class TransferWorkflow(CaseWorkflow):
 
     @record_declaration.validator
     def validate_declaration(self, actor: str, declaration: Declaration) -> None:
-        self.require_intake_done()
+        self.require_ready()
         self.require_actor(actor, self.sentencing, ("central_authority", "prison_service"), "record the declaration")
         self.require_not_future("signed_on", declaration.signed_on)
         self.require_stage("awaiting_declaration", "a declaration can be recorded")
@@ -266,7 +179,7 @@ class TransferWorkflow(CaseWorkflow):
 
     @record_legal_review.validator
     def validate_legal_review(self, actor: str, review: LegalReview) -> None:
-        self.require_intake_done()
+        self.require_ready()
         self.require_actor(actor, self.administering, ("central_authority",), "record the legal review")
         self.require_stage("awaiting_legal_review", "a legal review can be recorded")
 
@@ -290,7 +203,7 @@ class TransferWorkflow(CaseWorkflow):
 
     @record_decision.validator
     def validate_decision(self, actor: str, decision: Decision) -> None:
-        self.require_intake_done()
+        self.require_ready()
         if decision.state not in self.states:
             raise invalid("state", f"state must be {or_list(self.states)}, a state of this case")
         self.require_actor(actor, self.authorities[decision.state], ("central_authority",),
@@ -322,7 +235,7 @@ class TransferWorkflow(CaseWorkflow):
 
     @confirm_handover.validator
     def validate_handover(self, actor: str, confirmation: HandoverConfirmation) -> None:
-        self.require_intake_done()
+        self.require_ready()
         self.require_actor(actor, self.administering, ("central_authority", "prison_service"),
                            "confirm the handover")
         self.require_not_future("completed_on", confirmation.completed_on)
@@ -346,27 +259,20 @@ class TransferWorkflow(CaseWorkflow):
 
     @withdraw.validator
     def validate_withdrawal(self, actor: str, withdrawal: Withdrawal) -> None:
-        self.require_intake_done()
+        self.require_ready()
         self.require_actor(actor, self.sentencing, ("central_authority", "prison_service"), "withdraw the case")
         self.require_not_future("withdrawn_on", withdrawal.withdrawn_on)
-        if self.stage in TERMINAL_STAGES:
-            raise conflict(f"the case is closed ({self.stage}): it can no longer be withdrawn")
-        if self.withdrawal is not None:
-            raise conflict("the case is already being withdrawn")
-        if self.closing():
-            raise conflict("the case is closing (" + ("the handover is confirmed" if self.refusal() is None
-                                                     else "a state has refused the transfer")
-                           + "): it can no longer be withdrawn")
+        self.require_withdrawable(self.closing())
 
     async def moved_on_from(self, stage: TransferStage) -> None:
         """Until the procedure has taken the act into account: the next waiting or terminal
         stage, never the transient eligibility check."""
-        await workflow.wait_condition(lambda: self.stage not in (stage, "checking_eligibility"))
+        await workflow.wait_condition(lambda: self.stage != stage and self.stage not in self.transient)
 
     @workflow.query
     def view(self) -> TransferView:
         return TransferView(
-            reference=self.request.reference, stage=self.stage, outcome=self.outcome, grounds=self.grounds,
+            reference=self.reference, stage=self.stage, outcome=self.outcome, grounds=self.grounds,
             treaty=self.treaty.id if self.treaty else None,
             sentencing_state=self.request.sentencing_state, administering_state=self.request.administering_state,
             received_on=self.received_on, opened_at=self.opened_at,
@@ -377,40 +283,10 @@ class TransferWorkflow(CaseWorkflow):
             pending_actions=list(self.pending), overdue=any(p.overdue for p in self.pending),
             events=list(self.events))
 
-    # ---- validation helpers ---------------------------------------------------------------
-
-    def require_actor(self, actor: str, state: StateAuthorities, roles: tuple[str, ...], what: str) -> None:
-        """``actor`` must be the authority of ``state`` of one of ``roles`` (the central authority
-        stands in for a state without a prison service)."""
-        acting = [(role, getattr(state, role)) for role in roles]
-        if actor not in {a for _, a in acting}:
-            raise not_permitted(only(what, (state.state, acting)))
-
-    def require_intake_done(self) -> None:
-        if not self.intake_done:
-            raise conflict("the case is still being opened; try again shortly")
-
-    def require_stage(self, stage: TransferStage, what: str) -> None:
-        """``what``: the act in the passive (``a decision can be recorded``)."""
-        if self.withdrawal is not None:
-            raise conflict("the case is being withdrawn: no more acts are possible on it")
-        if self.stage in TERMINAL_STAGES:
-            raise conflict(f"the case is closed ({self.stage}): no more acts are possible on it")
-        if self.stage != stage:
-            raise conflict(f"the case is in stage {self.stage}: {what} only in stage {stage}")
-
-    def require_not_future(self, field: str, day: date) -> None:
-        if day > workflow.now().date():
-            raise invalid(field, f"{field} may not lie in the future")
+    # ---- the state of the case ------------------------------------------------------------
 
     def allowed_refusal_grounds(self) -> list[str]:
         return [*ALWAYS_OPEN_GROUNDS, *(self.rules.refusal_grounds.value if self.treaty else [])]
-
-    # ---- state, visibility and notices ----------------------------------------------------
-
-    @property
-    def states(self) -> tuple[str, str]:
-        return self.request.sentencing_state, self.request.administering_state
 
     @property
     def sentencing(self) -> StateAuthorities:
@@ -425,22 +301,14 @@ class TransferWorkflow(CaseWorkflow):
         assert self.treaty is not None and self.treaty.transfer is not None
         return self.treaty.transfer
 
-    @property
-    def deadlines(self) -> Deadlines:
-        assert self.treaty is not None
-        return self.treaty.deadlines
-
-    def withdrawn(self) -> bool:
-        return self.withdrawal is not None
-
-
-    @property
-    def reminder_days(self) -> int:  # type: ignore[override]
-        return self.deadlines.reminder_before if self.treaty else 7
-
-    def closing(self) -> bool:
-        """An act has settled how the case ends, and the procedure is about to close it."""
-        return self.refusal() is not None or (self.handover is not None and self.handover.completed_on is not None)
+    def closing(self) -> str | None:
+        """Why the case can no longer be withdrawn although it is open: an act has settled how it
+        ends, and the procedure is about to close it."""
+        if self.refusal() is not None:
+            return "the case is closing (a state has refused the transfer): it can no longer be withdrawn"
+        if self.handover is not None and self.handover.completed_on is not None:
+            return "the case is closing (the handover is confirmed): it can no longer be withdrawn"
+        return None
 
     def enforcement(self) -> RecordedDecision | None:
         """The administering state's consent, when it stated how it enforces the sentence."""
@@ -463,31 +331,16 @@ class TransferWorkflow(CaseWorkflow):
     def needs_legal_review(self) -> bool:
         return bool(self.eligibility and self.eligibility.needs_review)
 
-    def enter(self, stage: TransferStage) -> None:
-        if stage != self.stage:
-            self.record("system", "stage_entered", stage)
-        self.stage = stage
-        self.stage_entered_on = workflow.now().date()
-        self.intake_done = self.intake_done or stage != "checking_eligibility"
-        self.publish()
-
-    def publish(self) -> None:
-        """Search attributes and the Temporal UI's current details, after every change."""
-        self.upsert_case_attributes(self.states, self.treaty.id if self.treaty else None, self.outcome)
-        lines = [f"**Transfer {self.request.reference}** ({self.request.sentencing_state} → "
-                 f"{self.request.administering_state}), treaty {self.treaty.id if self.treaty else '—'}",
-                 f"**Stage:** {self.stage}" + (f" — outcome {self.outcome}" if self.outcome else "")]
-        if self.grounds:
-            lines.append(f"**Grounds:** {', '.join(self.grounds)}")
-        lines.append(f"**Initiated by:** the {self.request.initiated_by.replace('_', ' ')}"
-                     + (f", following {self.request.previous_reference}" if self.request.previous_reference else ""))
+    def details(self) -> list[str]:
+        lines = [f"**Initiated by:** the {self.request.initiated_by.replace('_', ' ')}"
+                 + (f", following {self.request.previous_reference}" if self.request.previous_reference else "")]
         if enforcement := self.enforcement():
             lines.append(f"**Enforcement:** {enforcement.enforcement}"
                          + (f" ({enforcement.converted_sentence}), release {self.release_date()}"
                             if enforcement.converted_sentence else ""))
         if self.handover is not None and self.handover.deviation:
             lines.append(f"**Handover:** at {self.handover.place}, not the arranged point")
-        for p in self.pending:
-            lines.append(f"**Waiting for:** {p.authority} to {p.action}, by {p.due_on}"
-                         + (" — **OVERDUE**" if p.overdue else ""))
-        workflow.set_current_details("\n\n".join(lines))
+        return lines
+
+
+transfer_workflow_id = TransferWorkflow.workflow_id

@@ -1,6 +1,6 @@
 """The ``notify`` activity against a real HTTP receiver on loopback: CloudEvents body, signature,
 idempotency across retries, the retryable and the permanent failures; and the webhooks
-configuration's validation. ``Receiver`` is shared with the dev-server test in tests/workflows."""
+configuration's validation. ``Receiver`` (tests.support) is shared with the dev-server tests."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.notify import Notifier, Webhook, WebhookConfigError, Webhooks, retry_after
 from domain.case import Notice
+from tests.support import Receiver, signed_with
 from treatyflow.config import Settings
-from tests.webhook_receiver import Receiver, signed_with
 from worker import activities
 
 SECRET = "kz-gpo-shared-secret-0123456789"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -18,12 +17,13 @@ import psycopg
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from activities.archive import PostgresArchive, open_archive
 from domain.case import ArchivedCase
+from stores.archive import PostgresArchive, open_archive
 from tests.conftest import DATA_CONVERTER
-from tests.factories import transfer_request
+from tests.support import free_port
 from treatyflow.cases import open_transfer, transfer_handle
 from treatyflow.config import Settings
+from treatyflow.samples import transfer_request
 from worker import create_worker
 
 CODEC = DATA_CONVERTER.payload_codec
@@ -48,9 +48,7 @@ def postgres_url() -> Iterator[str]:
     data = Path(tempfile.mkdtemp(prefix="treatyflow-pg-"))
     if as_postgres:
         shutil.chown(data, "postgres")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     subprocess.run([*as_postgres, str(bindir / "initdb"), "-D", str(data / "db"), "-A", "trust", "-U", "treatyflow"],
                    check=True, capture_output=True, timeout=120)
     subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data / "db"), "-l", str(data / "log"), "-w",
@@ -90,17 +88,15 @@ async def test_a_closed_case_is_written_once_encrypted_and_read_back(postgres_ur
 
 
 async def test_an_unreachable_database_is_a_retryable_error_with_a_type():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # nothing listens there once the socket is closed
+    port = free_port()  # nothing listens there
     with pytest.raises(ApplicationError) as err:
         await PostgresArchive(f"postgresql://nobody@127.0.0.1:{port}/none", CODEC).read("transfer", "X")
     assert err.value.type == "archive_unavailable" and not err.value.non_retryable
 
 
 def test_the_configuration_chooses_the_backend(postgres_url, tmp_path):
-    assert isinstance(open_archive(Settings(archive_url=postgres_url), CODEC), PostgresArchive)
-    assert not isinstance(open_archive(Settings(archive_dir=tmp_path), CODEC), PostgresArchive)
+    assert isinstance(open_archive(url=postgres_url, directory=tmp_path, codec=CODEC), PostgresArchive)
+    assert not isinstance(open_archive(url=None, directory=tmp_path, codec=CODEC), PostgresArchive)
 
 
 @pytest.mark.asyncio(loop_scope="session")

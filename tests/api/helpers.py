@@ -1,23 +1,19 @@
-"""Shared helpers for the HTTP API tests: demo keys, opening a case, driving it to a stage,
-polling the eventually consistent views, and serving a second app over real HTTP."""
+"""Shared helpers for the HTTP API tests: the demo authorities, a paced client, opening a case
+and driving it to a stage (keys, polling and serving come from tests.support)."""
 
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
 from datetime import date, datetime, timezone
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest_asyncio
-import uvicorn
 
-from tests.factories import BASE, transfer_body
-
-T = TypeVar("T")
+from tests.support import key, poll
+from treatyflow.samples import BASE, transfer_body
 
 # The demo states' part of the authority directory (domain/data/authorities.json), by id: (state, role).
 # The directory also holds the central authorities of the rest of the treaty network (ru-gp, kg-gp,
@@ -79,11 +75,6 @@ async def http(api_url: str) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def key(authority: str) -> dict[str, str]:
-    """The Authorization header of ``authority``'s demo key (the app runs in dev mode)."""
-    return {"Authorization": f"Bearer demo-{authority}"}
-
-
 def today() -> date:
     """'Today' as the API sees it: the UTC date."""
     return datetime.now(timezone.utc).date()
@@ -109,17 +100,6 @@ async def view(http: httpx.AsyncClient, reference: str, by: str = "kz-gpo") -> d
     r = await http.get(f"/v1/transfers/{reference}", headers=key(by))
     assert r.status_code == 200, r.text
     return r.json()
-
-
-async def poll(fetch: Callable[[], Awaitable[T]], done: Callable[[T], bool], *, timeout: float = 5.0,
-               every: float = 0.05) -> T:
-    """``fetch()`` until ``done`` holds of its answer; the last answer otherwise (the caller asserts)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await fetch()
-        if done(value) or time.monotonic() > deadline:
-            return value
-        await asyncio.sleep(every)
 
 
 async def decide(http: httpx.AsyncClient, reference: str, state: str, decision: str = "consent",
@@ -167,22 +147,3 @@ async def closed(client: Any, reference: str, timeout: float = 10.0) -> None:
     """Wait until the case's workflow has finished (archived): later reads come from the archive."""
     handle = client.get_workflow_handle(f"transfer:{reference}")
     await asyncio.wait_for(handle.result(), timeout)
-
-
-@asynccontextmanager
-async def serve(app: Any) -> AsyncIterator[str]:
-    """``app`` over real HTTP: uvicorn on a free loopback port (the pattern of the api_url fixture)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task

@@ -3,13 +3,10 @@ import asyncio
 import httpx
 import pytest
 
-from tests.factories import assistance_body
+from tests.support import key
+from treatyflow.samples import assistance_body
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-
-def key(a):
-    return {"Authorization": f"Bearer demo-{a}"}
 
 
 async def test_assistance_through_the_api(api_url):

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from tests.api import helpers
-from tests.api.helpers import key, view
-from tests.factories import BASE, transfer_body
+from tests.api.helpers import view
+from tests.support import key
+from treatyflow.samples import BASE, transfer_body
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 http = helpers.http  # the fixture: one paced client for the module

@@ -25,9 +25,10 @@ import pytest_asyncio
 import structlog
 
 from tests.api import helpers
-from tests.api.helpers import AUTHORITIES, NOT_FINAL, case_at, closed, key, today, view
+from tests.api.helpers import AUTHORITIES, NOT_FINAL, case_at, closed, today, view
 from tests.api.test_messages import CONSENT, DECLARATION, HANDOVER, WITHDRAWAL, evidence, request_at
-from tests.factories import assistance_body, transfer_body
+from tests.support import key
+from treatyflow.samples import assistance_body, transfer_body
 
 http = helpers.http  # the fixture: one paced client for the module
 

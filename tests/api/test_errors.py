@@ -17,10 +17,9 @@ import pytest
 
 from api.app import create_app
 from tests.api import helpers
-from tests.api.helpers import (
-    NOT_FINAL, case_at, closed, decide, fields_of, key, serve, today, view,
-)
-from tests.factories import transfer_body
+from tests.api.helpers import NOT_FINAL, case_at, closed, decide, fields_of, today, view
+from tests.support import key, serve
+from treatyflow.samples import transfer_body
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 http = helpers.http  # the fixture: one paced client for the module

@@ -41,11 +41,11 @@ from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 from schemathesis.checks import not_a_server_error, response_schema_conformance  # noqa: E402
 from schemathesis.generation.modes import GenerationMode  # noqa: E402
 
-from tests.api.helpers import serve  # noqa: E402
+from tests.support import key, serve  # noqa: E402
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-AUTH = {"Authorization": "Bearer demo-kz-gpo"}
+AUTH = key("kz-gpo")
 # the operators' token of the fuzz app (Settings.operator_token_hash holds its SHA-256 hex): the
 # codec endpoints take it alone, never an authority's key
 OPERATOR_TOKEN = f"fuzz-operator-{secrets.token_hex(16)}"

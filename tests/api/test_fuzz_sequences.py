@@ -42,8 +42,9 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from tests.api.helpers import AUTHORITIES, UNMAPPED_OFFENCE, case_at, http, key, poll, today  # noqa: F401
-from tests.factories import ASSISTANCE, BASE, assistance_body, transfer_body
+from tests.api.helpers import AUTHORITIES, UNMAPPED_OFFENCE, case_at, http, today  # noqa: F401
+from tests.support import key, poll
+from treatyflow.samples import ASSISTANCE, BASE, assistance_body, transfer_body
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -11,8 +11,9 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-from tests.api.helpers import AUTHORITIES, PACER, case_at, http, key, poll, today, view  # noqa: F401
-from tests.factories import assistance_body, transfer_body
+from tests.api.helpers import AUTHORITIES, PACER, case_at, http, today, view  # noqa: F401
+from tests.support import key, poll
+from treatyflow.samples import assistance_body, transfer_body
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -55,8 +55,9 @@ from domain.transfer import (
     Withdrawal,
 )
 from tests.api import helpers
-from tests.api.helpers import case_at, closed, key, poll, serve, today
-from tests.factories import assistance_body, transfer_body
+from tests.api.helpers import case_at, closed, today
+from tests.support import key, poll, serve
+from treatyflow.samples import assistance_body, transfer_body
 from workflows import rejection
 from workflows.assistance import AssistanceWorkflow
 from workflows.measure import EVIDENCE_BUDGET, MeasureOrder, MeasureWorkflow
@@ -778,7 +779,7 @@ def transfer(**state: Any) -> TransferWorkflow:
         "request": request, "reference": request.reference, "request_sha256": "0" * 64, "intake_done": True,
         "authorities": {s: AUTHORITIES[s] for s in ("KZ", "UZ")}, "treaty": REF.treaty("kz-uz-transfer-2021"),
         "stage": "awaiting_consents", "withdrawal": None, "decisions": {}, "handover": None,
-        "stage_entered_on": NOW.date(), **state})
+        "stage_entered_on": NOW.date(), "continuing": False, **state})
 
 
 def assistance(**state: Any) -> AssistanceWorkflow:

@@ -17,8 +17,8 @@ import pytest_asyncio
 
 from api.keys import KeyConfigError
 from tests.api.counting import CountingClient
-from tests.api.helpers import serve
-from tests.factories import transfer_body
+from tests.support import key, serve
+from treatyflow.samples import transfer_body
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -44,7 +44,7 @@ async def test_stage_counts_follow_the_cases(api_url):
     async with httpx.AsyncClient(base_url=api_url) as http:
         before = gauge((await http.get("/metrics")).text, "awaiting_declaration")
         body = transfer_body(declaration=None)
-        opened = await http.post("/v1/transfers", json=body, headers={"Authorization": "Bearer demo-kz-gpo"})
+        opened = await http.post("/v1/transfers", json=body, headers=key("kz-gpo"))
         assert opened.status_code == 201
         for _ in range(100):  # visibility is eventually consistent, and the gauges up to the age old
             text = (await http.get("/metrics")).text
@@ -124,9 +124,9 @@ async def test_a_scrape_flood_makes_one_round_of_counts_per_age(production):
             answers.append(await http.get("/metrics", headers=bearer(OPERATOR_TOKEN)))
     assert {r.status_code for r in answers} == {200}
     assert app.state.gauge_cache.computations == computations + 1
-    from api.common import STAGES
+    from workflows.kinds import KINDS
 
-    assert client.counts - start == sum(len(s) for s in STAGES.values()) + 1  # one count per stage, and overdue
+    assert client.counts - start == sum(len(k.stages) for k in KINDS.values()) + 1  # one count per stage, and overdue
     assert client.peak <= app.state.settings.stats_concurrency
 
 

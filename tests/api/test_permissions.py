@@ -18,8 +18,9 @@ import pytest
 import structlog
 
 from tests.api import helpers
-from tests.api.helpers import AUTHORITIES, case_at, key, open_case, today, view
-from tests.factories import BASE, transfer_body
+from tests.api.helpers import AUTHORITIES, case_at, open_case, today, view
+from tests.support import key
+from treatyflow.samples import BASE, transfer_body
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 http = helpers.http  # the fixture: one paced client for the module

@@ -15,10 +15,9 @@ import httpx
 import pytest
 
 from tests.api import helpers
-from tests.api.helpers import (
-    AUTHORITIES, NOT_FINAL, case_at, closed, decide, key, open_case, poll, today, view,
-)
-from tests.factories import BASE, transfer_body
+from tests.api.helpers import AUTHORITIES, NOT_FINAL, case_at, closed, decide, open_case, today, view
+from tests.support import key, poll
+from treatyflow.samples import BASE, transfer_body
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 http = helpers.http  # the fixture: one paced client for the module

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
 import json
 import socket
@@ -30,10 +29,10 @@ import pytest
 import pytest_asyncio
 
 from tests.api.counting import CountingClient
-from tests.api.helpers import Pacer, key, open_case, poll, serve
+from tests.api.helpers import Pacer, open_case
 from tests.conftest import CODEC_KEYS
-from tests.factories import assistance_body
-from tests.faults.support import Processes, base_env, free_port, until
+from tests.support import Processes, base_env, codec_keys_env, free_port, key, poll, serve, until
+from treatyflow.samples import assistance_body
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -100,7 +99,7 @@ async def api_process(dev_env, tmp_path_factory) -> AsyncIterator[ApiProcess]:
         "TREATYFLOW_API_HOST": "127.0.0.1",
         "TREATYFLOW_API_PORT": str(port),
         "TREATYFLOW_DATA_DIR": str(root / "data"),
-        "TREATYFLOW_CODEC_KEYS": f"{CODEC_KEYS.current}:{base64.b64encode(CODEC_KEYS.keys[CODEC_KEYS.current]).decode()}",
+        "TREATYFLOW_CODEC_KEYS": codec_keys_env(CODEC_KEYS),
         "TREATYFLOW_LOG_LEVEL": "WARNING",
     })
     proc = procs.spawn("api", [sys.executable, "-m", "treatyflow.cli", "api"], env)

@@ -21,10 +21,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.helpers import http, key, poll, today  # noqa: F401 - http is a fixture
+from tests.api.helpers import http, today  # noqa: F401 - http is a fixture
 from domain.assistance import AssistanceRequest
-from tests.factories import assistance_body
+from tests.support import key, poll
 from treatyflow.cases import open_assistance
+from treatyflow.samples import assistance_body
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

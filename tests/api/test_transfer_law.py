@@ -11,8 +11,9 @@ import httpx
 import pytest
 
 from tests.api import helpers
-from tests.api.helpers import case_at, closed, decide, fields_of, key, open_case, poll, today, view
-from tests.factories import transfer_body
+from tests.api.helpers import case_at, closed, decide, fields_of, open_case, today, view
+from tests.support import key, poll
+from treatyflow.samples import transfer_body
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 http = helpers.http  # the fixture: one paced client for the module

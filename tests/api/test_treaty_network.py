@@ -15,8 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.helpers import http, key, open_case, today, view  # noqa: F401 - http is a fixture
-from tests.factories import BASE, assistance_body
+from tests.api.helpers import http, open_case, today, view  # noqa: F401 - http is a fixture
+from tests.support import key
+from treatyflow.samples import BASE, assistance_body
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

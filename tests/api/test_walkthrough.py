@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support import key
 from treatyflow.demo import run_demo
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -35,7 +36,7 @@ async def test_the_readme_walkthrough_runs_as_written(api_url):
     assert process.returncode == 0, err.decode()
     assert out.decode().strip().endswith("404")  # the third state learns nothing
     async with httpx.AsyncClient(base_url=api_url) as http:
-        view = (await http.get(f"/v1/transfers/{ref}", headers={"Authorization": "Bearer demo-kz-gpo"})).json()
+        view = (await http.get(f"/v1/transfers/{ref}", headers=key("kz-gpo"))).json()
     assert view["stage"] == "transferred"
     assert [d["state"] for d in view["decisions"]] == ["UZ", "KZ"]
 

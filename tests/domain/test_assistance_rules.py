@@ -19,7 +19,7 @@ from domain.assistance import (
     refusal_grounds_of, request_outcome, route_measure, scope,
 )
 from domain.reference import Treaty, reference
-from tests.factories import assistance_body, assistance_request
+from treatyflow.samples import assistance_body, assistance_request
 
 FAST = settings(max_examples=200, deadline=None)
 

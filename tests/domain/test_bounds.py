@@ -27,7 +27,7 @@ from domain.term import full_term_end
 from domain.transfer import (
     Declaration, Decision, HandoverConfirmation, LegalReview, TransferRequest, Withdrawal,
 )
-from tests.factories import ASSISTANCE, BASE
+from treatyflow.samples import ASSISTANCE, BASE
 
 REF = reference()
 TODAY = date(2026, 11, 20)

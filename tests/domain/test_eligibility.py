@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from domain.eligibility import Eligibility, assess_eligibility, release_date_of
 from domain.reference import ArticleTable, Criminalisation, Treaty, reference
 from domain.transfer import TransferRequest
+from treatyflow import samples
 
 CONDITIONS = ["nationality", "final_judgment", "remaining_term", "dual_criminality",
               "financial_obligations", "pending_proceedings"]
@@ -23,22 +24,9 @@ GROUNDS = ["not_national", "judgment_not_final", "insufficient_remaining_term", 
 RECEIVED = date(2026, 11, 20)
 FAST = settings(max_examples=100, deadline=None)
 
-# The API.md example: KZ→UZ, a UZ citizen, final judgment for theft, 5 years from 2024-01-15 with
-# 120 days of pre-trial credit.
-BASE: dict[str, Any] = {
-    "reference": "KZ-UZ-2026-0001",
-    "sentencing_state": "KZ",
-    "administering_state": "UZ",
-    "received_on": "2026-11-20",
-    "person": {"full_name": "Test Person", "date_of_birth": "1985-03-02", "citizenships": ["UZ"]},
-    "judgment": {"court": "Test court", "date": "2024-05-10", "final": True,
-                 "offences": [{"article": "188", "iccs": "0502", "description": "Theft"}]},
-    "sentence": {"indeterminate": False, "start_date": "2024-01-15", "years": 5, "months": 0, "days": 0,
-                 "pretrial_credit_days": 120, "remission_days": 0},
-    "financial_obligations": [],
-    "pending_proceedings": [],
-    "declaration": {"signed_on": "2026-11-18", "voluntary": True, "informed_of_consequences": True},
-}
+# The API.md example (the sample transfer): KZ→UZ, a UZ citizen, final judgment for theft, 5 years
+# from 2024-01-15 with 120 days of pre-trial credit.
+BASE: dict[str, Any] = {**samples.BASE, "reference": "KZ-UZ-2026-0001"}
 UNSETTLED = {"description": "fine", "amount": "1500.00", "currency": "KZT", "settled": False}
 SETTLED = {"description": "fine", "amount": "200.00", "currency": "KZT", "settled": True}
 

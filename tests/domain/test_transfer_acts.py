@@ -16,7 +16,7 @@ from domain.transfer import (
     TO_BE_AGREED, Decision, HandoverConfirmation, Term, TransferRequest, enforcement_problem, handover_problem,
     is_arranged_point, request_digest,
 )
-from tests.factories import transfer_body, transfer_request
+from treatyflow.samples import transfer_body, transfer_request
 
 KZ_UZ_POINT = "Zhibek Zholy (KZ) \u2013 Gishtkuprik (UZ) border crossing"
 

@@ -12,9 +12,9 @@ from temporalio.client import Client, WorkflowHandle
 
 from domain.assistance import AssistanceWithdrawal, Authorisation, MeasureResult, Review
 from domain.transfer import Decision, HandoverConfirmation, Withdrawal
-from tests.factories import assistance_request, transfer_request
-from tests.faults.support import until
+from tests.support import until
 from treatyflow.cases import act, assistance_handle, measure_handle, open_assistance, open_transfer, transfer_handle
+from treatyflow.samples import assistance_request, transfer_request
 from workflows.assistance import AssistanceWorkflow
 from workflows.measure import MeasureWorkflow
 from workflows.transfer import TransferWorkflow

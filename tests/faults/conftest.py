@@ -12,7 +12,8 @@ import pytest
 import pytest_asyncio
 from temporalio.client import Client
 
-from tests.faults.support import DevServer, Processes
+from tests.faults.support import KEYS
+from tests.support import DevServer, Processes
 
 
 @pytest.fixture
@@ -33,7 +34,7 @@ async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DevS
     logs = root / "logs"
     logs.mkdir()
     registry = Processes(logs)
-    dev = DevServer(root / "data", registry)
+    dev = DevServer(root / "data", registry, codec_keys=KEYS)
     try:
         await dev.start()
         yield dev

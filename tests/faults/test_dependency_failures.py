@@ -14,15 +14,15 @@ import pytest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 
-from activities.archive import FileArchive
+from stores.archive import FileArchive
 from tests.faults.cases import (
     accept, decide, execute_measures, measures_started, notice_events, open_assistance_case, open_transfer_case,
     reference_of, withdraw_transfer,
 )
 from tests.faults.support import (
-    CLI, DevServer, Processes, Receiver, activity_runs, bounded, free_port, history, notice_of,
-    pending_activities, start_worker, until, worker_env,
+    CLI, activity_runs, bounded, history, notice_of, pending_activities, start_worker, worker_env,
 )
+from tests.support import DevServer, Processes, Receiver, free_port, key, until
 from workflows.assistance import AssistanceWorkflow
 from workflows.transfer import TransferWorkflow
 
@@ -36,7 +36,7 @@ def queue() -> str:
 async def test_a_receiver_failing_for_a_while_gets_every_notice_with_backoff_while_the_case_goes_on(
         server: DevServer, client: Client, procs: Processes, tmp_path: Path) -> None:
     q = queue()
-    with Receiver() as receiver:
+    with Receiver(keep_alive=True) as receiver:
         env = worker_env(server, q, tmp_path, webhooks=receiver.webhooks_file(tmp_path / "hooks.json"))
         await start_worker(procs, env)
         failing_until = time.monotonic() + 5.0  # both webhooks answer 503 for 5 s
@@ -89,7 +89,7 @@ async def test_an_archive_failing_for_a_while_is_retried_until_it_works_while_th
     archive.mkdir()
     blocker = archive / "transfer"
     blocker.write_text("not a directory")  # where the transfers' archive directory should be
-    with Receiver() as receiver:
+    with Receiver(keep_alive=True) as receiver:
         env = worker_env(server, q, tmp_path, webhooks=receiver.webhooks_file(tmp_path / "hooks.json"),
                          archive_dir=archive)
         await start_worker(procs, env)
@@ -122,7 +122,7 @@ async def test_an_archive_failing_for_a_while_is_retried_until_it_works_while_th
 async def test_a_webhook_that_rejects_notices_fails_them_at_once_non_retryable_and_the_case_goes_on(
         server: DevServer, client: Client, procs: Processes, tmp_path: Path) -> None:
     q = queue()
-    with Receiver() as receiver:
+    with Receiver(keep_alive=True) as receiver:
         # a configuration that passes validation, but uz-gpo's endpoint refuses everything with 400
         receiver.policy = lambda a: (400 if a.path == "/uz-gpo" else 204, 0.0)
         env = worker_env(server, q, tmp_path, webhooks=receiver.webhooks_file(tmp_path / "hooks.json"))
@@ -203,7 +203,7 @@ async def test_a_case_whose_archive_failed_is_read_from_its_workflow(
     port = free_port()
     procs.spawn("api", [*CLI, "api"], {**env, "TREATYFLOW_MODE": "dev", "TREATYFLOW_API_PORT": str(port)})
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=20,
-                                 headers={"Authorization": "Bearer demo-kz-gpo"}) as http:
+                                 headers=key("kz-gpo")) as http:
         async def serving() -> bool:
             try:
                 return (await http.get("/healthz")).status_code == 200
@@ -218,7 +218,7 @@ async def test_a_case_whose_archive_failed_is_read_from_its_workflow(
 async def test_a_failing_receiver_does_not_hold_up_a_request_whose_measures_have_all_reported(
         server: DevServer, client: Client, procs: Processes, tmp_path: Path) -> None:
     q = queue()
-    with Receiver() as receiver:
+    with Receiver(keep_alive=True) as receiver:
         receiver.policy = lambda a: (503 if a.path == "/kz-afm" else 204, 0.0)  # m1's executing authority
         env = worker_env(server, q, tmp_path, webhooks=receiver.webhooks_file(tmp_path / "hooks.json"))
         await start_worker(procs, env)

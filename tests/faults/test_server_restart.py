@@ -16,9 +16,8 @@ from tests.faults.cases import (
     accept, confirm_handover, decide, handover_arranged, measures_started, open_assistance_case,
     open_transfer_case, reference_of, withdraw_assistance,
 )
-from tests.faults.support import (
-    DevServer, Processes, Receiver, bounded, history, snapshot, start_worker, until, worker_env,
-)
+from tests.faults.support import bounded, history, snapshot, start_worker, worker_env
+from tests.support import DevServer, Processes, Receiver, until
 from treatyflow.cases import measure_handle
 from workflows import search_attributes as sa
 from workflows.assistance import AssistanceWorkflow
@@ -43,7 +42,7 @@ async def everything(client: Client, cases: list[tuple[str, object]]) -> dict[st
 async def test_server_restarted_on_its_sqlite_file_finds_every_case_where_it_was(
         server: DevServer, client: Client, procs: Processes, tmp_path: Path) -> None:
     queue = f"restart-{uuid.uuid4().hex[:8]}"
-    with Receiver() as receiver:
+    with Receiver(keep_alive=True) as receiver:
         env = worker_env(server, queue, tmp_path, webhooks=receiver.webhooks_file(tmp_path / "hooks.json"))
         worker = await start_worker(procs, env)
         # a transfer awaiting consents, one awaiting its handover, a request under review and one

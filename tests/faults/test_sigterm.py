@@ -15,13 +15,13 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
-from tests.factories import transfer_body, transfer_request
 from tests.faults.cases import decide, open_transfer_case, reference_of, withdraw_transfer
 from tests.faults.support import (
-    CLI, DevServer, Processes, Proc, Receiver, activity_runs, bounded, free_port, history, notice_of,
-    pending_activities, start_worker, until, worker_env,
+    CLI, activity_runs, bounded, history, notice_of, pending_activities, start_worker, worker_env,
 )
+from tests.support import DevServer, Proc, Processes, Receiver, free_port, key, until
 from treatyflow.cases import transfer_handle
+from treatyflow.samples import transfer_body, transfer_request
 from worker import GRACEFUL_SHUTDOWN
 from workflows.transfer import OpenTransfer, TransferWorkflow, transfer_workflow_id
 
@@ -33,7 +33,7 @@ FAST, SLOW = 3.0, 25.0  # seconds a delivery takes: within the graceful time, or
 async def test_sigterm_worker_finishes_or_hands_back_in_flight_activities_and_takes_no_new_work(
         server: DevServer, client: Client, procs: Processes, tmp_path: Path) -> None:
     queue = f"sigterm-{uuid.uuid4().hex[:8]}"
-    with Receiver() as receiver:
+    with Receiver(keep_alive=True) as receiver:
         # the consent requests: kz-gpo answers after 3 s; uz-gpo's answer trickles in over 25 s (a
         # byte a second, so no read timeout ends it) and cannot finish within the graceful time.
         # Deliveries arriving after the signal are answered at once.
@@ -102,7 +102,7 @@ async def _start_api(procs: Processes, env: dict[str, str], name: str) -> tuple[
     port = free_port()
     proc = procs.spawn(name, [*CLI, "api"], {**env, "TREATYFLOW_MODE": "dev", "TREATYFLOW_API_PORT": str(port)})
     http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30,
-                             headers={"Authorization": "Bearer demo-kz-gpo"})
+                             headers=key("kz-gpo"))
     await until(lambda: _healthy(http), f"{name} to serve", 30, every=0.2)
     return proc, http
 

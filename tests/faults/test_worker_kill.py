@@ -20,15 +20,15 @@ import pytest
 import pytest_asyncio
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
-from activities.archive import ArchiveReceipt, FileArchive
+from stores.archive import ArchiveReceipt, FileArchive
 from tests.faults.cases import (
     accept, confirm_handover, decide, execute_measures, handover_arranged, measures_started, notice_events,
     open_assistance_case, open_transfer_case, outcome, reference_of, withdraw_assistance,
 )
 from tests.faults.support import (
-    DevServer, Processes, Proc, Receiver, activity_runs, bounded, history, pending_activities, snapshot,
-    start_worker, until, worker_env,
+    activity_runs, bounded, history, pending_activities, snapshot, start_worker, worker_env,
 )
+from tests.support import DevServer, Proc, Processes, Receiver, until
 from treatyflow.cases import measure_handle
 from workflows.assistance import AssistanceWorkflow
 from workflows.measure import MeasureWorkflow
@@ -134,7 +134,7 @@ async def both_kinds(client: Client, queue: str, receiver: Receiver, archive: Pa
 async def test_sigkill_mid_case_reaches_the_same_end_without_duplicates(
         server: DevServer, client: Client, procs: Processes, tmp_path: Path,
         two_workers_meanwhile: asyncio.Task) -> None:  # (started alongside, checked by its own test)
-    with Receiver() as faulted_rx, Receiver() as control_rx:
+    with Receiver(keep_alive=True) as faulted_rx, Receiver(keep_alive=True) as control_rx:
         faulted_rx.policy = control_rx.policy = hold_all_but_measures
         envs = {}
         for name, rx in (("faulted", faulted_rx), ("control", control_rx)):
@@ -196,7 +196,7 @@ async def two_workers_one_killed(server: DevServer, procs: Processes, tmp_path: 
     takes every case to its end."""
     client = await server.connect()
     queue = f"pair-{uuid.uuid4().hex[:8]}"
-    with Receiver() as receiver:
+    with Receiver(keep_alive=True) as receiver:
         receiver.policy = lambda arrival: (204, 2.0 if arrival.attempt == 1 else 0.0)
         env = worker_env(server, queue, tmp_path, webhooks=receiver.webhooks_file(tmp_path / "hooks.json"))
         a, b = await asyncio.gather(start_worker(procs, env, "worker-a"), start_worker(procs, env, "worker-b"))

@@ -1,8 +1,9 @@
 """Record the committed histories that the replay test replays after every change:
-`python -m tests.histories.record v3` writes `<path>-v3.json` (a local dev server and a worker
-start and stop by themselves); names after the version record only those scenarios. Keep the older versions: they prove that cases begun under
-earlier code still replay. Re-record only on purpose: an old history that no longer replays means running
-cases would break, which needs `workflow.patched()`, not a new recording."""
+`python -m tests.histories.record v6` writes `<path>-v6.json` (a local dev server and a worker
+start and stop by themselves); names after the version record only those scenarios. Keep the
+older versions: they prove that cases begun under earlier code still replay. Re-record only on
+purpose: an old history that no longer replays means running cases would break, which needs
+`workflow.patched()`, not a new recording (the one exception, 0.2.0, is in docs/operations.md)."""
 
 from __future__ import annotations
 
@@ -22,12 +23,12 @@ from domain.assistance import (
     AssistanceWithdrawal, Authorisation, EvidenceItem, InformationAnswer, MeasureResult, Review,
 )
 from domain.case import RequestSeal
-from domain.transfer import Declaration, Decision, HandoverConfirmation, LegalReview, Withdrawal, request_digest
-from tests.factories import BASE, assistance_request, transfer_request
+from domain.transfer import Declaration, Decision, HandoverConfirmation, LegalReview, Term, Withdrawal, request_digest
 from treatyflow.cases import assistance_handle, measure_handle, open_assistance, open_transfer, transfer_handle
 from treatyflow.client import PLAIN_CONVERTER
 from treatyflow.config import Settings
 from treatyflow.devserver import installed_binary
+from treatyflow.samples import BASE, assistance_request, transfer_request
 from worker import create_worker
 from workflows import search_attributes
 from workflows.assistance import AssistanceWorkflow, OpenAssistance, assistance_workflow_id
@@ -144,8 +145,7 @@ async def assistance_continued_as_new(client, tq):
 
 
 async def assistance_due_by_date(client, tq):
-    """Measures executing until a ``respond_by`` date (its deadline's moment changed in v5:
-    patch ``date-deadlines-end-of-day``)."""
+    """Measures executing until a ``respond_by`` date (due all that day)."""
     request = assistance_request(reference="HIST-ASSISTANCE-DUE-BY-DATE", received_on=None,
                                  respond_by=date.today() + timedelta(days=30))
     await open_assistance(client, request, "fr-moj", tq)
@@ -161,9 +161,7 @@ async def assistance_due_by_date(client, tq):
 
 
 async def transfer_converted_handed_over_elsewhere(client, tq):
-    """Asked for by the administering state; converted by it; handed over elsewhere, with a note (v5)."""
-    from domain.transfer import Term  # v5: recorded by v5 code only
-
+    """Asked for by the administering state; converted by it; handed over elsewhere, with a note."""
     request = transfer_request(reference="HIST-CONVERTED", initiated_by="administering_state")
     view = (await open_transfer(client, request, "kz-gpo", tq)).view
     h = transfer_handle(client, view.reference)

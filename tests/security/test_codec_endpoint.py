@@ -19,11 +19,11 @@ from google.protobuf import json_format
 from pydantic import BaseModel
 from temporalio.api.common.v1 import Payload, Payloads
 
-from tests.api.helpers import serve
 from tests.conftest import CODEC_KEYS, DATA_CONVERTER
-from tests.factories import BASE, transfer_body
+from tests.support import key, serve
 from treatyflow.client import PLAIN_CONVERTER
 from treatyflow.codec import ENCODING, KEY_ID, CodecKeys, EncryptionCodec
+from treatyflow.samples import BASE, transfer_body
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -41,10 +41,6 @@ class Person(BaseModel):
 
 
 PERSON = Person(full_name=NAME, date_of_birth="1973-07-19")
-
-
-def key(authority: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer demo-{authority}"}
 
 
 def as_json(payloads: list[Payload]) -> dict[str, Any]:

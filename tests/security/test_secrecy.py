@@ -13,7 +13,6 @@ import asyncio
 import dataclasses
 import json
 import logging
-import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -29,12 +28,12 @@ from temporalio.client import Client
 
 from activities.notify import Notifier, Webhook, Webhooks
 from api.app import create_app
-from tests.api.helpers import poll, serve, today
+from tests.api.helpers import today
 from tests.conftest import CODEC_KEYS, DATA_CONVERTER
-from tests.factories import BASE, assistance_body, transfer_body
-from tests.webhook_receiver import Delivery, Receiver
+from tests.support import Delivery, Receiver, free_port, key, poll, serve
 from treatyflow.client import PLAIN_CONVERTER, connect, metrics_runtime
 from treatyflow.codec import ENCODING
+from treatyflow.samples import BASE, assistance_body, transfer_body
 from worker import create_worker
 from workflows.assistance import OpenAssistance
 from workflows.transfer import OpenTransfer
@@ -133,10 +132,6 @@ class Run:
     archive_dir: Path
 
 
-def key(authority: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer demo-{authority}"}
-
-
 WEBHOOK_AUTHORITIES = ("kz-gpo", "uz-gpo", "fr-moj", "kz-court")
 
 
@@ -233,9 +228,7 @@ async def run(dev_env, dev_settings, tmp_path_factory) -> AsyncIterator[Run]:
     root.addHandler(capture)
     root.setLevel(logging.DEBUG)
     archive_dir = Path(tmp_path_factory.mktemp("secrecy-archive"))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        metrics_address = f"127.0.0.1:{sock.getsockname()[1]}"
+    metrics_address = f"127.0.0.1:{free_port()}"
     settings = dataclasses.replace(dev_settings, task_queue=f"secrecy-{uuid.uuid4().hex[:8]}", dev_mode=True,
                                    archive_dir=archive_dir, api_timeout=10.0,
                                    temporal_address=dev_env.client.service_client.config.target_host,

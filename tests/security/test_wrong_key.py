@@ -7,10 +7,10 @@ import os
 import pytest
 from temporalio.client import Client
 
-from tests.factories import transfer_request
 from treatyflow.cases import open_transfer
 from treatyflow.client import data_converter, verify_keys
 from treatyflow.codec import CodecKeyError, CodecKeys
+from treatyflow.samples import transfer_request
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

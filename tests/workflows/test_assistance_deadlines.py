@@ -4,9 +4,9 @@ and escalation (halved when urgent), court authorisation and execution of measur
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import datetime, time, timedelta, timezone
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -14,10 +14,12 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from domain.assistance import AssistanceView, Authorisation, Review
-from domain.case import Notice
-from tests.factories import assistance_request
+from domain.case import Notice, RequestSeal
+from domain.transfer import request_digest
+from tests import support
 from treatyflow.cases import act, measure_handle
 from treatyflow.config import Settings
+from treatyflow.samples import assistance_request
 from worker import create_worker
 from workflows.assistance import AssistanceWorkflow, OpenAssistance, assistance_workflow_id
 from workflows.measure import MeasureWorkflow
@@ -35,7 +37,7 @@ async def start(env: WorkflowEnvironment, s: Settings, **changes) -> WorkflowHan
     handle = await env.client.start_workflow(
         AssistanceWorkflow.run, OpenAssistance(request=request, opened_by="fr-moj"),
         id=assistance_workflow_id(request.reference), task_queue=s.task_queue)
-    opening = await handle.execute_update(AssistanceWorkflow.opened, request)
+    opening = await handle.execute_update(AssistanceWorkflow.opened, RequestSeal(request_sha256=request_digest(request)))
     assert opening.created and opening.view.stage == "under_review"
     return handle
 
@@ -69,16 +71,7 @@ def pending(view: AssistanceView) -> list[tuple]:
     return sorted((p.authority, p.action, p.measure_id or "", p.due_on, p.overdue) for p in view.pending_actions)
 
 
-async def until(probe, what: str, seconds: float = 5.0):
-    """Poll ``probe`` until it answers something truthy: the request learns measures by signal."""
-    deadline = asyncio.get_running_loop().time() + seconds
-    while True:
-        answer = await probe()
-        if answer:
-            return answer
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
+until = partial(support.until, seconds=5.0)  # the request learns its measures by signal, within 5 s
 
 
 async def measure_notices(client: Client, reference: str, measure_id: str, event: str) -> list[Notice]:

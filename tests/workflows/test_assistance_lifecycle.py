@@ -11,6 +11,7 @@ import hashlib
 import json
 import uuid
 from datetime import date, datetime, timedelta, timezone
+from functools import partial
 from typing import Any
 
 import pytest
@@ -18,14 +19,15 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
-from activities.archive import FileArchive
 from domain.assistance import (
     AssistanceView, AssistanceWithdrawal, Authorisation, InformationAnswer, MeasureResult, MeasureView, Review,
 )
-from tests.factories import assistance_request
+from stores.archive import FileArchive
+from tests import support
 from tests.workflows import assert_conflict
 from treatyflow.cases import act as act_on, assistance_handle, measure_handle, open_assistance
 from treatyflow.config import Settings
+from treatyflow.samples import assistance_request
 from workflows import search_attributes as sa
 from workflows.assistance import AssistanceWorkflow
 from workflows.measure import MEASURE_KIND, MeasureWorkflow
@@ -69,16 +71,7 @@ async def rejection(handle: WorkflowHandle, update, actor: str, body) -> Applica
     return failed.value.cause
 
 
-async def until(probe, what: str, seconds: float = 10.0):
-    """Poll ``probe`` (an async callable) until it answers something truthy."""
-    deadline = asyncio.get_running_loop().time() + seconds
-    while True:
-        answer = await probe()
-        if answer:
-            return answer
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
+until = partial(support.until, seconds=10.0)  # what these requests do is done within 10 s
 
 
 async def measures_in(handle: WorkflowHandle, **stages: str) -> AssistanceView:

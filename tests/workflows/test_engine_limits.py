@@ -19,9 +19,9 @@ from activities.intake import INCOMPUTABLE, EligibilityQuestion, check_eligibili
 from domain.assistance import AssistanceRequest, AssistanceWithdrawal, InformationAnswer, Review
 from domain.case import RequestSeal
 from domain.transfer import Decision, HandoverConfirmation, LegalReview, TransferRequest, Withdrawal, request_digest
-from tests.factories import assistance_body, transfer_body
 from treatyflow.cases import act, open_transfer, transfer_handle
 from treatyflow.config import Settings
+from treatyflow.samples import assistance_body, transfer_body
 from worker import create_worker
 from workflows.assistance import AssistanceWorkflow, OpenAssistance, assistance_workflow_id
 from workflows.transfer import TransferWorkflow

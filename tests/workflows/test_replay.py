@@ -19,7 +19,8 @@ def test_there_are_histories_of_each_path():
     paths = {p.stem.rsplit("-", 1)[0] for p in HISTORIES}
     assert {"transfer-transferred", "transfer-withdrawn", "transfer-refused-at-intake",
             "transfer-review-then-state-refusal", "assistance-information-then-completed",
-            "assistance-withdrawn-during-execution", "measure-of-assistance-information-then-completed"} <= paths
+            "assistance-withdrawn-during-execution", "measure-of-assistance-information-then-completed",
+            "assistance-continued-as-new", "assistance-due-by-date", "transfer-converted-handed-over-elsewhere"} <= paths
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])

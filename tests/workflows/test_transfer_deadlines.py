@@ -10,10 +10,11 @@ from pathlib import Path
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from domain.transfer import Decision, HandoverConfirmation, TransferView
-from tests.factories import transfer_request
+from domain.case import RequestSeal
+from domain.transfer import Decision, HandoverConfirmation, TransferView, request_digest
 from treatyflow.cases import act
 from treatyflow.config import Settings
+from treatyflow.samples import transfer_request
 from worker import create_worker
 from workflows.transfer import OpenTransfer, TransferWorkflow, transfer_workflow_id
 
@@ -29,7 +30,7 @@ async def start(env: WorkflowEnvironment, s: Settings, **changes) -> WorkflowHan
     handle = await env.client.start_workflow(
         TransferWorkflow.run, OpenTransfer(request=request, opened_by="kz-gpo"),
         id=transfer_workflow_id(request.reference), task_queue=s.task_queue)
-    await handle.execute_update(TransferWorkflow.opened, request)
+    await handle.execute_update(TransferWorkflow.opened, RequestSeal(request_sha256=request_digest(request)))
     return handle
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date, datetime, timedelta, timezone
+from functools import partial
 from typing import Any
 
 import pytest
@@ -17,11 +18,12 @@ from domain.transfer import (
     request_digest,
     Declaration, Decision, HandoverConfirmation, LegalReview, TransferRequest, TransferView, Withdrawal,
 )
-from activities.archive import FileArchive
-from tests.factories import BASE, transfer_request
+from stores.archive import FileArchive
+from tests import support
 from tests.workflows import assert_conflict
 from treatyflow.cases import ReferenceTaken, act as act_on, open_transfer, transfer_handle
 from treatyflow.config import Settings
+from treatyflow.samples import BASE, transfer_request
 from workflows import search_attributes as sa
 from workflows.transfer import TransferWorkflow
 
@@ -108,16 +110,7 @@ def withdrawal(withdrawn_on: date | None = None) -> Withdrawal:
     return Withdrawal(withdrawn_on=withdrawn_on or today(), reason="the person withdrew consent")
 
 
-async def until(probe, what: str, seconds: float = 10.0):
-    """Poll ``probe`` (an async callable) until it answers something truthy."""
-    deadline = asyncio.get_running_loop().time() + seconds
-    while True:
-        answer = await probe()
-        if answer:
-            return answer
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
+until = partial(support.until, seconds=10.0, every=0.1)  # what these cases do is done within 10 s
 
 
 # ---- 1. the happy path, in both orders of decision ---------------------------------------------
@@ -522,3 +515,4 @@ async def test_a_closed_case_is_never_opened_again(dev_client, dev_settings):
     assert archived is not None
     assert datetime.fromisoformat(archived.view["opened_at"]) == first.view.opened_at
     assert archived.request_sha256 == request_digest(request)
+

@@ -5,7 +5,6 @@ and never holding up the case."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections import Counter, defaultdict
@@ -17,10 +16,10 @@ from temporalio.client import WorkflowHandle
 
 from activities.notify import Notifier, Webhook, Webhooks
 from domain.transfer import Decision, TransferView, Withdrawal
-from tests.webhook_receiver import Delivery, Receiver, signed_with
-from tests.factories import transfer_request
+from tests.support import Delivery, Receiver, signed_with, until
 from treatyflow.cases import act, open_transfer, transfer_handle
 from treatyflow.config import Settings
+from treatyflow.samples import transfer_request
 from worker import create_worker
 from workflows.transfer import TransferWorkflow
 
@@ -42,15 +41,6 @@ def notifier(receiver: Receiver) -> Notifier:
 def sent(deliveries: list[Delivery], event: str) -> list[str]:
     """The recipients of the notices of ``event`` among ``deliveries``."""
     return sorted(d.event["data"]["recipient"] for d in deliveries if d.event["data"]["event"] == event)
-
-
-async def until(probe, what: str, seconds: float = 20.0):
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not (answer := probe()):
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-    return answer
 
 
 async def withdraw(handle: WorkflowHandle) -> TransferView:

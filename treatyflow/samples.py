@@ -1,6 +1,8 @@
-"""Requests for tests: a complete KZ→UZ transfer that passes every condition, to be varied.
-References begin with the opening state's code (API.md): ``KZ-`` for a transfer (kz-gpo opens
-it unless ``opening_state`` says otherwise), the requesting state's code for assistance."""
+"""Example requests, for `treatyflow demo`, the tests and the benchmarks: a complete KZ→UZ
+transfer that passes every condition and a FR→KZ request for assistance, to be varied, and the
+demo key of an authority (dev mode). References begin with the opening state's code (API.md):
+``KZ-`` for a transfer (kz-gpo opens it unless ``opening_state`` says otherwise), the requesting
+state's code for assistance. Persons and facts are fictional."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import copy
 import uuid
 from typing import Any
 
+from api.keys import DEV_PREFIX
 from domain.transfer import TransferRequest
 
 BASE: dict[str, Any] = {
@@ -25,22 +28,33 @@ BASE: dict[str, Any] = {
 }
 
 
+def key(authority: str) -> dict[str, str]:
+    """The Authorization header of ``authority``'s demo key (accepted only in dev mode)."""
+    return {"Authorization": f"Bearer {DEV_PREFIX}{authority}"}
+
+
 def new_reference(state: str = "KZ") -> str:
     """A fresh reference of a case that ``state`` opens."""
     return f"{state}-{uuid.uuid4().hex[:12]}"
 
 
+def varied(base: dict[str, Any], reference: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``base`` with ``reference`` and the top-level fields of ``changes`` (a reference
+    among them wins); ``None`` removes a field."""
+    body = copy.deepcopy(base)
+    body["reference"] = reference
+    for name, value in changes.items():
+        if value is None:
+            body.pop(name, None)
+        else:
+            body[name] = value
+    return body
+
+
 def transfer_body(*, opening_state: str = "KZ", **changes: Any) -> dict[str, Any]:
     """The base body with top-level fields replaced; ``None`` removes a field. The reference is
     one of ``opening_state`` (either party's central authority may open a transfer)."""
-    body = copy.deepcopy(BASE)
-    body["reference"] = new_reference(opening_state)
-    for key, value in changes.items():
-        if value is None:
-            body.pop(key, None)
-        else:
-            body[key] = value
-    return body
+    return varied(BASE, new_reference(opening_state), changes)
 
 
 def transfer_request(*, opening_state: str = "KZ", **changes: Any) -> TransferRequest:
@@ -68,14 +82,8 @@ ASSISTANCE: dict[str, Any] = {
 def assistance_body(**changes: Any) -> dict[str, Any]:
     """The base request with top-level fields replaced; ``None`` removes a field. Its reference is
     one of the requesting state, whose central authority files it."""
-    body = copy.deepcopy(ASSISTANCE)
-    body["reference"] = new_reference(changes.get("requesting_state") or body["requesting_state"])
-    for key, value in changes.items():
-        if value is None:
-            body.pop(key, None)
-        else:
-            body[key] = value
-    return body
+    return varied(ASSISTANCE, new_reference(changes.get("requesting_state") or ASSISTANCE["requesting_state"]),
+                  changes)
 
 
 def assistance_request(**changes: Any):
