@@ -162,6 +162,8 @@ class TransferWorkflow(CaseWorkflow):
         self.require_actor(actor, self.sentencing, ("central_authority", "prison_service"), "record the declaration")
         self.require_not_future("signed_on", declaration.signed_on)
         self.require_stage("awaiting_declaration", "a declaration can be recorded")
+        if self.declaration is not None:
+            raise conflict("the declaration is already recorded")
 
     @workflow.update
     async def record_legal_review(self, actor: str, review: LegalReview) -> None:
@@ -182,6 +184,8 @@ class TransferWorkflow(CaseWorkflow):
         self.require_ready()
         self.require_actor(actor, self.administering, ("central_authority",), "record the legal review")
         self.require_stage("awaiting_legal_review", "a legal review can be recorded")
+        if self.legal_review is not None:
+            raise conflict("the legal review is already recorded")
 
     @workflow.update
     async def record_decision(self, actor: str, decision: Decision) -> None:

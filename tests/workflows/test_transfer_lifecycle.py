@@ -516,3 +516,36 @@ async def test_a_closed_case_is_never_opened_again(dev_client, dev_settings):
     assert datetime.fromisoformat(archived.view["opened_at"]) == first.view.opened_at
     assert archived.request_sha256 == request_digest(request)
 
+
+# ---- races: of two acts accepted together, the second is a conflict ------------------------------
+
+async def outcome_of(send) -> str:
+    try:
+        await send
+    except WorkflowUpdateFailedError as failed:
+        return getattr(failed.cause, "type", "failed")
+    return "accepted"
+
+
+@pytest.mark.parametrize("stage", ["awaiting_legal_review", "awaiting_declaration"])
+async def test_two_legal_reviews_or_declarations_sent_at_once_record_one(dev_client, dev_settings, stage):
+    """Two acts sent together may both pass their validators before either handler runs (the
+    fuzz sequences met two legal reviews that both succeeded, the second overwriting the first):
+    each handler checks again, so exactly one is recorded and the other is a conflict."""
+    for _ in range(6):
+        if stage == "awaiting_legal_review":
+            view, handle = await open_case(dev_client, dev_settings, judgment=UNMAPPED_OFFENCE)
+            acts = [(TransferWorkflow.record_legal_review, "uz-gpo", LegalReview(dual_criminality=d))
+                    for d in ("satisfied", "not_satisfied")]
+        else:
+            view, handle = await open_case(dev_client, dev_settings, declaration=None)
+            acts = [(TransferWorkflow.record_declaration, by, declaration()) for by in ("kz-penal", "kz-gpo")]
+        assert view.stage == stage
+        outcomes_ = await asyncio.gather(*(outcome_of(handle.execute_update(u, args=[by, body]))
+                                           for u, by, body in acts))
+        assert sorted(outcomes_) == ["accepted", "conflict"], outcomes_
+        recorded = [e for e in (await view_of(handle)).events
+                    if e.action in ("legal_review_recorded", "declaration_recorded")]
+        assert len(recorded) == 1, recorded
+        if (await view_of(handle)).stage not in ("refused", "withdrawn"):
+            await act(handle, TransferWorkflow.withdraw, "kz-gpo", withdrawal())
