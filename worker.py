@@ -13,6 +13,7 @@ from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.converter import PayloadCodec
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.archive import Archiver
 from activities.handover import arrange_handover
@@ -28,6 +29,15 @@ from workflows.measure import MeasureWorkflow
 from workflows.transfer import TransferWorkflow
 
 WORKFLOWS = [TransferWorkflow, AssistanceWorkflow, MeasureWorkflow]
+# our workflow package is imported once and shared by every run, not re-executed in each run's
+# sandbox (the domain and activity models it uses are passed through by its own imports); the
+# sandbox's runtime guard does not reach passed-through code, so tests/workflows/test_determinism.py
+# checks those modules statically instead
+PASSED_THROUGH = ("workflows",)
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSED_THROUGH))
 GRACEFUL_SHUTDOWN = 10.0  # seconds for in-flight activities to finish when the worker stops
 
 
@@ -52,7 +62,7 @@ def create_worker(client: Client, settings: Settings, *, activity_overrides: Seq
     by_name.update({fn.__temporal_activity_definition.name: fn for fn in activity_overrides})  # type: ignore[attr-defined]
     return Worker(client, task_queue=settings.task_queue, workflows=WORKFLOWS, activities=list(by_name.values()),
                   graceful_shutdown_timeout=timedelta(seconds=GRACEFUL_SHUTDOWN),
-                  max_cached_workflows=settings.workflow_cache)
+                  max_cached_workflows=settings.workflow_cache, workflow_runner=workflow_runner())
 
 
 async def run_worker(settings: Settings) -> None:

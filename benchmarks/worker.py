@@ -8,9 +8,12 @@ To measure a change to the worker before making it, ``TREATYFLOW_BENCH_VARIANT``
 
 - ``cache=N``: ``max_cached_workflows=N`` (instead of ``TREATYFLOW_WORKFLOW_CACHE``, default 500);
 - ``passthrough=MOD+MOD``: the default sandbox, with these modules passed through (imported once,
-  not again for each workflow run), e.g. ``passthrough=workflows.case``;
-- ``passthrough-all``: the sandbox with every module passed through (runtime restrictions stay);
+  not again for each workflow run; the product worker passes ``workflows`` through already), e.g.
+  ``passthrough=workflows+domain``;
+- ``passthrough-all``: the sandbox with every module passed through (the runtime guard then
+  checks nothing: it does not reach calls made inside passed-through modules);
 - ``unsandboxed``: no sandbox at all (the bound of what the sandbox costs);
+- ``sandbox-default``: the SDK's default sandbox, nothing passed through (the worker before 0.2.0);
 - ``bytecode``: no option here; the harness lets Python cache bytecode (see ``harness.Stack.env``);
 - a name of ``benchmarks.experiments.EXPERIMENTS`` (``coalesce-upserts``, ``no-publish``): that experimental
   subclass is registered in place of the real workflow it changes."""
@@ -51,6 +54,8 @@ def variant_options(variant: str) -> dict[str, Any]:
                 restrictions=SandboxRestrictions.default.with_passthrough_all_modules())
         elif name == "unsandboxed":
             options["workflow_runner"] = UnsandboxedWorkflowRunner()
+        elif name == "sandbox-default":
+            options["workflow_runner"] = SandboxedWorkflowRunner()
         elif name != "bytecode" and name not in EXPERIMENTS:
             raise ValueError(f"unknown worker variant {part!r}")
     return options
