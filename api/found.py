@@ -11,7 +11,7 @@ from typing import Any
 
 import structlog
 from fastapi import Request, Response
-from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.auth import ROLES_IN, deny, hide
@@ -63,24 +63,23 @@ def visible(who: Authority, kind: str, view: Any) -> bool:
 
 
 async def read_case(app: Any, kind: CaseKind, reference: str) -> Found | None:
-    """The case under ``reference``: live from the workflow's query while it runs, from the archive
-    once closed (or, closed and not yet archived, the workflow's last view while it is retained);
-    None when there is none."""
-    handle, query = case_handle(app.client, kind, reference), kind.workflow.view
+    """The case under ``reference``: live from the workflow's query while it is open, from the
+    archive once it has closed (or, closed and not yet archived, the workflow's last view while it
+    is retained); None when there is none. One round trip for an open case: the query itself says
+    whether the case is open (a terminal stage is closed, or closing), never a describe first."""
+    handle = case_handle(app.client, kind, reference)
     try:
-        described = await within(app.settings.api_timeout, handle.describe())
+        view = await within(app.settings.api_timeout, handle.query(kind.workflow.view))
     except RPCError as err:
         if err.status != RPCStatusCode.NOT_FOUND:
             raise
-        described = None
-    if described is not None and described.status == WorkflowExecutionStatus.RUNNING:
-        return Found(await within(app.settings.api_timeout, handle.query(query)), handle, live=True)
+        view = None
+    if view is not None and view.stage not in kind.terminal:
+        return Found(view, handle, live=True)
     archived = await app.archive.read(kind.name, reference)
-    if archived is None and described is None:
+    if archived is None and view is None:
         return None
-    view = (kind.view.model_validate(archived.view) if archived
-            else await within(app.settings.api_timeout, handle.query(query)))
-    return Found(view, handle, live=False)
+    return Found(kind.view.model_validate(archived.view) if archived else view, handle, live=False)
 
 
 async def other_kind_hint(request: Request, who: Authority, kind: CaseKind, reference: str) -> str:
