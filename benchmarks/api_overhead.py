@@ -1,6 +1,6 @@
 """2. API overhead: the same lifecycle through the HTTP API (`treatyflow api`, its own process)
 and through direct client calls, alternated in one run on one worker. Reported as cases/s for
-each and the ratio API/direct (goal ≥ 0.7), with p50/p95 latency per endpoint under load and
+each and the ratio API/direct (goal ≥ 0.9), with p50/p95 latency per endpoint under load and
 one case at a time."""
 
 from __future__ import annotations

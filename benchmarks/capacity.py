@@ -1,8 +1,8 @@
 """3. Open-case capacity: N cases opened and left waiting for consent, on a fresh production
 worker (`treatyflow worker`, its own process and task queue); then the worker's resident memory
 (/proc/<pid>/status), the server's SQLite files, and the latency of the inbox, the list and a
-case read through the API with that many cases open (goals: worker RSS ≤ 400 MB, inbox p95 ≤
-250 ms)."""
+case read through the API with that many cases open (goals: worker RSS ≤ 250 MB; inbox, list and
+case read p95 ≤ 75, 100 and 75 ms; engine storage ≤ 25 kB a case)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """1. Pipeline cost: transfer cases driven through every step to ``transferred`` against the
 baseline workflow (the same activities and updates, no logic), on one worker, one server, one
-run. Reported as cases/s for each and the ratio real/baseline (goal ≥ 0.8), with the CPU each
+run. Reported as cases/s for each and the ratio real/baseline (goal ≥ 0.9), with the CPU each
 process spent per case, which says where the difference goes."""
 
 from __future__ import annotations

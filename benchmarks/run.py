@@ -22,11 +22,28 @@ from pathlib import Path
 from typing import Any
 
 SECTIONS = ("pipeline", "api", "capacity")
-GOALS = {  # (what, the measured value's path, comparison, bound)
-    "pipeline ratio": (("pipeline", "ratio"), ">=", 0.8),
-    "API ratio": (("api", "ratio"), ">=", 0.7),
-    "worker RSS (MB) with the open cases": (("capacity", "worker_rss_mb", "after_reads"), "<=", 400),
-    "inbox p95 (ms)": (("capacity", "latency_ms", "GET /v1/inbox", "p95_ms"), "<=", 250),
+
+
+def history_ratio(results: dict[str, Any]) -> float | None:
+    """The bytes of one transferred case's history over the baseline's (the pipeline's shape check)."""
+    shape = value_at(results, ("pipeline", "shape"))
+    return round(shape["real"]["history_bytes"] / shape["baseline"]["history_bytes"], 2) if shape else None
+
+
+def storage_kb(results: dict[str, Any]) -> float | None:
+    growth = value_at(results, ("capacity", "db_bytes", "growth_per_case"))
+    return round(growth / 1000, 1) if growth is not None else None
+
+
+GOALS = {  # (what, the measured value: its path or a function of the results, comparison, bound)
+    "pipeline ratio": (("pipeline", "ratio"), ">=", 0.9),
+    "API ratio": (("api", "ratio"), ">=", 0.9),
+    "history bytes of a transferred case / the baseline's": (history_ratio, "<=", 1.5),
+    "worker RSS (MB) with the open cases": (("capacity", "worker_rss_mb", "after_reads"), "<=", 250),
+    "inbox p95 (ms)": (("capacity", "latency_ms", "GET /v1/inbox", "p95_ms"), "<=", 75),
+    "list p95 (ms)": (("capacity", "latency_ms", "GET /v1/transfers", "p95_ms"), "<=", 100),
+    "case read p95 (ms)": (("capacity", "latency_ms", "GET /v1/transfers/{reference}", "p95_ms"), "<=", 75),
+    "engine storage per open case (kB)": (storage_kb, "<=", 25),
 }
 
 
@@ -101,7 +118,7 @@ def value_at(results: dict[str, Any], path: tuple[str, ...]) -> Any:
 def goals(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
     out = {}
     for name, (path, op, bound) in GOALS.items():
-        value = value_at(results, path)
+        value = path(results) if callable(path) else value_at(results, path)
         if value is None:
             continue
         met = value >= bound if op == ">=" else value <= bound
