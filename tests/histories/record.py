@@ -99,6 +99,16 @@ async def until_measures_started(handle) -> None:
     raise TimeoutError("measures never started")
 
 
+async def execute_every_measure(client, reference: str, handle) -> None:
+    """Once accepted: the court authorises the search (m2), and every measure is executed."""
+    await until_measures_started(handle)
+    await measure_handle(client, reference, "m2").execute_update(
+        MeasureWorkflow.authorise, args=["kz-court", Authorisation(granted=True)])
+    for measure, who in (("m1", "kz-afm"), ("m2", "kz-police"), ("m3", "kz-police")):
+        await measure_handle(client, reference, measure).execute_update(
+            MeasureWorkflow.report_result, args=[who, MeasureResult(outcome="executed", evidence=evidence(measure))])
+
+
 async def assistance_information_then_completed(client, tq):
     request = assistance_request(reference="HIST-ASSISTANCE-COMPLETED")
     await open_assistance(client, request, "fr-moj", tq)
@@ -107,12 +117,7 @@ async def assistance_information_then_completed(client, tq):
                            args=["kz-gpo", Review(decision="request_information", questions="Which accounts?")])
     await h.execute_update(AssistanceWorkflow.record_information, args=["fr-moj", InformationAnswer(answers="All")])
     await h.execute_update(AssistanceWorkflow.record_review, args=["kz-gpo", Review(decision="accept")])
-    await until_measures_started(h)
-    await measure_handle(client, request.reference, "m2").execute_update(
-        MeasureWorkflow.authorise, args=["kz-court", Authorisation(granted=True)])
-    for measure, who in (("m1", "kz-afm"), ("m2", "kz-police"), ("m3", "kz-police")):
-        await measure_handle(client, request.reference, measure).execute_update(
-            MeasureWorkflow.report_result, args=[who, MeasureResult(outcome="executed", evidence=evidence(measure))])
+    await execute_every_measure(client, request.reference, h)
     return h, [measure_handle(client, request.reference, "m2")]
 
 
@@ -151,12 +156,7 @@ async def assistance_due_by_date(client, tq):
     await open_assistance(client, request, "fr-moj", tq)
     h = assistance_handle(client, request.reference)
     await h.execute_update(AssistanceWorkflow.record_review, args=["kz-gpo", Review(decision="accept")])
-    await until_measures_started(h)
-    await measure_handle(client, request.reference, "m2").execute_update(
-        MeasureWorkflow.authorise, args=["kz-court", Authorisation(granted=True)])
-    for measure, who in (("m1", "kz-afm"), ("m2", "kz-police"), ("m3", "kz-police")):
-        await measure_handle(client, request.reference, measure).execute_update(
-            MeasureWorkflow.report_result, args=[who, MeasureResult(outcome="executed", evidence=evidence(measure))])
+    await execute_every_measure(client, request.reference, h)
     return h, [measure_handle(client, request.reference, "m1")]
 
 
