@@ -22,7 +22,7 @@ from api.errors import conflict
 from api.found import Found, find_case, states_of
 from domain.reference import Authority
 from treatyflow.cases import act as act_on
-from workflows.kinds import CaseKind
+from workflows.kinds import KINDS, CaseKind
 from workflows.rejection import only
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -73,18 +73,19 @@ def raw_json(body: bytes) -> Any:
 
 
 async def take(request: Request, who: Authority, found: Found, handle: WorkflowHandle, update: Any, body: Any,
-               view: Any, noun: str) -> Any:
-    """Run the act as an update of ``handle`` and answer its ``view`` query; ``noun`` names what
-    may have closed meanwhile in the 409 (``the case``)."""
+               view: Any, meanwhile: str | None = None) -> Any:
+    """Run the act as an update of ``handle`` (the case's, or a measure's) and answer its ``view``
+    query; ``meanwhile`` names what may have closed meanwhile in the 409 (the case, by default)."""
+    noun = f"the {KINDS[found.view.kind].workflow.noun}"
     if not found.live:
-        raise conflict(f"{noun.split(' or ')[0]} is closed ({found.view.stage}): no more acts are possible on it")
+        raise conflict(f"{noun} is closed ({found.view.stage}): no more acts are possible on it")
     try:
         return await within(request.app.state.settings.api_timeout, act_on(handle, update, who.id, body, view))
     except WorkflowUpdateFailedError as err:
         raise act_refused(err) from None
     except RPCError as err:
         if closed_meanwhile(err):
-            raise conflict(f"{noun} has closed: no more acts are possible on it") from None
+            raise conflict(f"{meanwhile or noun} has closed: no more acts are possible on it") from None
         raise
 
 
@@ -102,5 +103,4 @@ async def act(request: Request, who: Authority, kind: CaseKind, reference: str, 
     body = await parse(request, model)
     if check:
         check(body, found.view)
-    return await take(request, who, found, found.handle, update, body, kind.workflow.view,
-                      f"the {kind.workflow.noun}")
+    return await take(request, who, found, found.handle, update, body, kind.workflow.view)

@@ -114,7 +114,7 @@ async def measure_act(request: Request, who: Authority, reference: str, measure_
         raise conflict(MEASURE_CLOSED[measure.stage].format(id=measure_id, grounds=", ".join(measure.grounds)))
     changed: MeasureView = await take(request, who, found, measure_handle(request.app.state.client, reference,
                                                                          measure_id), update, body,
-                                      MeasureWorkflow.view, "the request or the measure")
+                                      MeasureWorkflow.view, meanwhile="the request or the measure")
     return with_measure(found.view if not found.live else
                         await within(request.app.state.settings.api_timeout, found.handle.query(AssistanceWorkflow.view)),
                         changed)

@@ -97,6 +97,14 @@ async def executing_with_measures(handle: WorkflowHandle) -> AssistanceView:
     return await until(ready, "the measures' pending actions in the request's view")
 
 
+async def executing_until(env: WorkflowEnvironment, s: Settings, days: int) -> tuple[WorkflowHandle, AssistanceView]:
+    """A request received today with ``respond_by`` in ``days``, accepted: its measures executing."""
+    handle = await start(env, s, received_on=None,
+                         respond_by=(datetime.now(timezone.utc).date() + days * DAY).isoformat())
+    await review(handle, ACCEPT)
+    return handle, await executing_with_measures(handle)
+
+
 # ---- postponement -------------------------------------------------------------------------------
 
 async def test_a_postponed_request_returns_to_review_on_the_date(skipping_env, tmp_path):
@@ -264,10 +272,7 @@ async def test_an_urgent_request_halves_the_execution_deadline_but_not_the_court
 async def test_execution_runs_until_respond_by(skipping_env, tmp_path):
     s = settings(tmp_path)
     async with create_worker(skipping_env.client, s):
-        handle = await start(skipping_env, s, received_on=None,
-                             respond_by=(datetime.now(timezone.utc).date() + 60 * DAY).isoformat())
-        await review(handle, ACCEPT)
-        view = await executing_with_measures(handle)
+        handle, view = await executing_until(skipping_env, s, days=60)
         respond_by = view.respond_by
         assert respond_by is not None
         assert {p.measure_id: p.due_on for p in view.pending_actions if p.action == "report_result"} == {
@@ -279,10 +284,7 @@ async def test_a_measure_is_due_all_day_on_respond_by_and_overdue_from_the_next(
     measures are not overdue, a minute after midnight they are (and the central authority is told)."""
     s = settings(tmp_path)
     async with create_worker(skipping_env.client, s):
-        handle = await start(skipping_env, s, received_on=None,
-                             respond_by=(datetime.now(timezone.utc).date() + 20 * DAY).isoformat())
-        await review(handle, ACCEPT)
-        view = await executing_with_measures(handle)
+        handle, view = await executing_until(skipping_env, s, days=20)
         assert view.respond_by is not None
         noon = datetime.combine(view.respond_by, time(12), tzinfo=timezone.utc)
         await skipping_env.sleep(noon - await skipping_env.get_current_time())
@@ -307,10 +309,7 @@ async def test_a_close_respond_by_sends_the_execution_reminder_at_once(skipping_
     s = settings(tmp_path)
     client = skipping_env.client
     async with create_worker(client, s):
-        handle = await start(skipping_env, s, received_on=None,
-                             respond_by=(datetime.now(timezone.utc).date() + 3 * DAY).isoformat())
-        await review(handle, ACCEPT)
-        view = await executing_with_measures(handle)
+        handle, view = await executing_until(skipping_env, s, days=3)
         started = entered(view, "executing")
 
         async def reminded():
@@ -326,10 +325,7 @@ async def test_a_measure_authorised_later_is_still_due_on_respond_by(skipping_en
     s = settings(tmp_path)
     client = skipping_env.client
     async with create_worker(client, s):
-        handle = await start(skipping_env, s, received_on=None,
-                             respond_by=(datetime.now(timezone.utc).date() + 60 * DAY).isoformat())
-        await review(handle, ACCEPT)
-        view = await executing_with_measures(handle)
+        handle, view = await executing_until(skipping_env, s, days=60)
         await skipping_env.sleep(10 * DAY)
         await measure_handle(client, view.reference, "m2").execute_update(
             MeasureWorkflow.authorise, args=["kz-court", Authorisation(granted=True)])
