@@ -12,13 +12,16 @@ from pathlib import Path
 
 import pytest
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import BaseModel
 from temporalio.api.common.v1 import Payload
 from temporalio.api.failure.v1 import Failure
 from temporalio.exceptions import ApplicationError
 
 from treatyflow.client import PLAIN_CONVERTER, connect, data_converter
-from treatyflow.codec import ENCODING, KEY_ID, CodecKeyError, CodecKeys, EncryptionCodec, configured_keys
+from treatyflow.codec import (
+    COMPRESS_FROM, COMPRESSION, ENCODING, KEY_ID, CodecKeyError, CodecKeys, EncryptionCodec, configured_keys,
+)
 from treatyflow.config import Settings
 
 SECRET = "Zhanargul Secretova-Testbek, born 1973-07-19"
@@ -126,6 +129,58 @@ async def test_a_tampered_nonce_or_truncated_payload_fails():
         with pytest.raises(Exception) as caught:
             await codec.decode([Payload(metadata=dict(sealed.metadata), data=data)])
         assert SECRET not in str(caught.value)
+
+
+# ---- compression ------------------------------------------------------------------------------
+
+def a_case_view() -> Payload:
+    """What a case view looks like to the codec: JSON with repeated keys and values."""
+    events = [{"at": f"2026-12-02T03:{i:02d}:00Z", "actor": "kz-gpo", "action": "stage_entered",
+               "detail": "awaiting_consents"} for i in range(40)]
+    return PLAIN_CONVERTER.payload_converter.to_payloads([{"full_name": SECRET, "events": events}])[0]
+
+
+async def test_a_large_payload_is_compressed_before_it_is_sealed_and_opens_unchanged():
+    codec = EncryptionCodec(keys())
+    original = a_case_view()
+    [sealed] = await codec.encode([original])
+    assert sealed.metadata[COMPRESSION] == b"zlib"
+    assert len(sealed.data) * 3 < len(original.SerializeToString())  # what the server stores shrinks
+    assert b"Secretova" not in sealed.SerializeToString()
+    assert await codec.decode([sealed]) == [original]
+
+
+async def test_a_small_payload_is_sealed_uncompressed():
+    codec = EncryptionCodec(keys())
+    small = PLAIN_CONVERTER.payload_converter.to_payloads(["kz-gpo"])[0]
+    assert len(small.SerializeToString()) <= COMPRESS_FROM
+    [sealed] = await codec.encode([small])
+    assert COMPRESSION not in sealed.metadata
+    assert await codec.decode([sealed]) == [small]
+
+
+async def test_payloads_sealed_before_compression_existed_still_open():
+    """A history recorded by 0.2.0 holds payloads without the flag, sealed with the key id alone."""
+    key = os.urandom(32)
+    nonce = os.urandom(12)
+    original = a_case_view()
+    old = Payload(metadata={"encoding": ENCODING, KEY_ID: b"k1"},
+                  data=nonce + AESGCM(key).encrypt(nonce, original.SerializeToString(), b"k1"))
+    assert await EncryptionCodec(keys("k1", k1=key)).decode([old]) == [original]
+
+
+async def test_the_compression_flag_is_bound_to_the_ciphertext():
+    """Removing the flag, or adding it to a payload sealed without, does not open: a payload
+    is never decompressed, or left compressed, by someone who changed its metadata."""
+    codec = EncryptionCodec(keys())
+    [large, small] = await codec.encode([a_case_view(), plain()])
+    stripped = Payload(metadata={k: v for k, v in large.metadata.items() if k != COMPRESSION}, data=large.data)
+    flagged = Payload(metadata={**small.metadata, COMPRESSION: b"zlib"}, data=small.data)
+    for tampered in (stripped, flagged):
+        with pytest.raises(InvalidTag):
+            await codec.decode([tampered])
+    with pytest.raises(ValueError, match="does not know"):
+        await codec.decode([Payload(metadata={**large.metadata, COMPRESSION: b"brotli"}, data=large.data)])
 
 
 async def test_the_key_id_is_bound_to_the_ciphertext():
