@@ -59,12 +59,12 @@ class AssistanceWorkflow(CaseWorkflow):
     kind = search_kind = "assistance"
     noun, title = "request", "Assistance request"
     state_fields = ("requesting_state", "requested_state")
-    terminal = ASSISTANCE_TERMINAL
+    first_stage, terminal = "under_review", ASSISTANCE_TERMINAL
     actions = {"under_review": "review_request", "awaiting_information": "answer_information"}
 
     @workflow.init
     def __init__(self, case: OpenAssistance) -> None:
-        super().__init__(case.request, case.opened_by, "under_review")
+        super().__init__(case.request, case.opened_by)
         self.request: AssistanceRequest = case.request
         self.measures: dict[str, MeasureView] = {
             m.id: MeasureView(id=m.id, kind=m.kind, stage="pending") for m in case.request.measures}

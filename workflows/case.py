@@ -20,7 +20,7 @@ from typing import Annotated, Any, Callable, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
@@ -39,6 +39,10 @@ STEP = dict(start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5)))
 NOTICE = dict(start_to_close_timeout=timedelta(seconds=30), schedule_to_close_timeout=timedelta(days=1),
               retry_policy=RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=10)))
+
+# 0.3.0: search attributes are upserted once per workflow task and only those that changed; a case
+# holds them back while its intake runs (the start attributes name its kind, states and stage)
+PUBLISH_CHANGES = "publish-changes"
 
 Kind = Literal["transfer", "assistance"]
 CaseView = Annotated[TransferView | AssistanceView, Field(discriminator="kind")]
@@ -76,6 +80,7 @@ class Procedure:
         self.due_at: datetime | None = None
         self.treaty: Treaty | None = None  # a case's, once resolved
         self.outcome: str | None = None  # a case's, once closed
+        self.publishing = False  # changes to publish at the end of this workflow task
 
     # ---- what a procedure supplies ----------------------------------------------------------
 
@@ -105,8 +110,31 @@ class Procedure:
 
     def publish(self) -> None:
         """Search attributes (lists, inbox, stats and overdue queries read them) and the Temporal
-        UI's current details, after every change."""
-        workflow.upsert_search_attributes([
+        UI's current details, after every change: once at the end of the workflow task, and only
+        the attributes that changed (``PUBLISH_CHANGES``)."""
+        if not workflow.patched(PUBLISH_CHANGES):  # histories of 0.2.0: every attribute, at every change
+            workflow.upsert_search_attributes(self.attributes())
+            self.published()
+            return
+        if not self.publishing:
+            self.publishing = True
+            asyncio.get_running_loop().call_soon(self.publish_changes)
+
+    def publish_changes(self) -> None:
+        """What ``publish`` asked for; called directly when what publishing starts must be awaited
+        (a measure's last report to its request)."""
+        if not self.publishing:
+            return
+        self.publishing = False
+        current = workflow.info().typed_search_attributes
+        changed = [u for u in self.attributes()
+                   if current.get(u.key) != u.value and (u.value is not None or u.key in current)]
+        if changed and self.searchable():
+            workflow.upsert_search_attributes(changed)
+        self.published()
+
+    def attributes(self) -> list[SearchAttributeUpdate]:
+        return [
             sa.CASE_KIND.value_set(self.search_kind),
             sa.CASE_STAGE.value_set(self.stage),
             sa.CASE_STATES.value_set(list(self.states)),
@@ -116,7 +144,14 @@ class Procedure:
             if self.pending else sa.AWAITING_AUTHORITIES.value_unset(),
             sa.ACTION_DUE_AT.value_set(self.due_at) if self.due_at else sa.ACTION_DUE_AT.value_unset(),
             *([sa.CASE_CONFIDENTIAL.value_set(self.confidential)] if self.kind == "assistance" else []),
-        ])
+        ]
+
+    def searchable(self) -> bool:
+        """Whether changed attributes go to the server now (a case holds them back during intake)."""
+        return True
+
+    def published(self) -> None:
+        """After the attributes: the current details (and what a procedure adds)."""
         workflow.set_current_details("\n\n".join(self.summary()))
 
     @staticmethod
@@ -206,11 +241,12 @@ class CaseWorkflow(Procedure):
     noun: ClassVar[str]  # how messages name it: "case", "request"
     title: ClassVar[str]  # how the Temporal UI names it: "Transfer", "Assistance request"
     state_fields: ClassVar[tuple[str, str]]  # the request's fields holding the two states
+    first_stage: ClassVar[str]  # the stage it opens in (a search attribute from its start)
     terminal: ClassVar[frozenset[str]]
     transient: ClassVar[frozenset[str]] = frozenset()  # stages the intake passes through
 
-    def __init__(self, request: Any, opened_by: str, stage: str) -> None:
-        super().__init__(request.reference, stage, confidential=getattr(request, "confidential", False))
+    def __init__(self, request: Any, opened_by: str) -> None:
+        super().__init__(request.reference, self.first_stage, confidential=getattr(request, "confidential", False))
         self.request = request
         self.request_sha256 = request_digest(request)
         self.opened_by = opened_by
@@ -274,6 +310,11 @@ class CaseWorkflow(Procedure):
         self.stage_entered_on = workflow.now().date()
         self.intake_done = self.intake_done or stage not in self.transient
         self.publish()
+
+    def searchable(self) -> bool:
+        """While the intake runs, the attributes set at start (kind, states, first stage) stand;
+        the treaty and the stage it reaches go with the first waiting or closing stage."""
+        return self.intake_done
 
     def summary(self) -> list[str]:
         first, second = self.states

@@ -60,6 +60,7 @@ class CaseKind:
     def start_attributes(self, request: Any) -> TypedSearchAttributes:
         """Set when the case starts, so that lists and counts find it from its first moment."""
         pairs: list[SearchAttributePair] = [SearchAttributePair(sa.CASE_KIND, self.name),
+                                            SearchAttributePair(sa.CASE_STAGE, self.workflow.first_stage),
                                             SearchAttributePair(sa.CASE_STATES, list(self.states(request)))]
         if hasattr(request, "confidential"):
             pairs.append(SearchAttributePair(sa.CASE_CONFIDENTIAL, request.confidential))

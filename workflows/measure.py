@@ -96,7 +96,8 @@ class MeasureWorkflow(Procedure):
     async def end(self, stage: MeasureStage) -> MeasureView:
         self.pending = []
         self.due_at = None
-        self.enter(stage)  # the request learns the end here, by signal
+        self.enter(stage)
+        self.publish_changes()  # the request learns the end here, by signal (awaited below)
         await asyncio.gather(*self.reports, *self.notices)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.view()
@@ -204,10 +205,10 @@ class MeasureWorkflow(Procedure):
         return [f"**Measure {self.measure.id}** ({self.measure.kind}) of assistance request {self.reference}",
                 f"**Stage:** {self.stage}", *self.waiting_lines(self.pending)]
 
-    def publish(self) -> None:
+    def published(self) -> None:
         """As every procedure's, and the request learns every change of this measure by signal (it
         keeps the highest revision)."""
-        super().publish()
+        super().published()
         self.measure.revision += 1
         view = self.view()
         self.reports.append(asyncio.create_task(

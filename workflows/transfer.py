@@ -28,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.rejection import conflict, invalid, or_list
 
-from workflows.case import STEP, CaseWithdrawn, CaseWorkflow
+from workflows.case import PUBLISH_CHANGES, STEP, CaseWithdrawn, CaseWorkflow
 
 ALWAYS_OPEN_GROUNDS = ("not_national", "state_declined")
 
@@ -45,14 +45,14 @@ class TransferWorkflow(CaseWorkflow):
     kind = search_kind = "transfer"
     noun, title = "case", "Transfer"
     state_fields = ("sentencing_state", "administering_state")
-    terminal = TERMINAL_STAGES
+    first_stage, terminal = "checking_eligibility", TERMINAL_STAGES
     transient = frozenset({"checking_eligibility"})
     actions = {"awaiting_declaration": "record_declaration", "awaiting_legal_review": "legal_review",
                "awaiting_consents": "decide", "awaiting_handover": "confirm_handover"}
 
     @workflow.init
     def __init__(self, case: OpenTransfer) -> None:
-        super().__init__(case.request, case.opened_by, "checking_eligibility")
+        super().__init__(case.request, case.opened_by)
         self.request: TransferRequest = case.request
         self.declaration: Declaration | None = case.request.declaration
         self.eligibility: Eligibility | None = None
@@ -195,14 +195,16 @@ class TransferWorkflow(CaseWorkflow):
             authority=actor, at=workflow.now(), enforcement=decision.enforcement,
             converted_sentence=decision.converted_sentence)
         self.pending = [p for p in self.pending if p.authority != actor]
-        self.publish()
+        settles = len(self.decisions) == 2 or decision.decision == "refuse"
+        if not (settles and workflow.patched(PUBLISH_CHANGES)):  # else the stage it settles publishes
+            self.publish()
         enforcement = {None: "", "continued": ", enforcement continued",
                        "converted": f", sentence converted to {decision.converted_sentence}"}[decision.enforcement]
         self.record(actor, f"decision_{decision.decision}",
                     decision.state + (f": {', '.join(decision.grounds)}" if decision.grounds else "") + enforcement)
         other = next(s for s in self.states if s != decision.state)
         self.notify(self.authorities[other].central_authority, "decision_recorded")
-        if len(self.decisions) == 2 or decision.decision == "refuse":
+        if settles:
             await self.moved_on_from("awaiting_consents")
 
     @record_decision.validator

@@ -1,0 +1,112 @@
+"""What lists, the inbox, stats and the overdue query read of a case (its search attributes), from
+its first moment to its end: the attributes always say what the case's view says, although the
+workflow sends only those that changed, once per workflow task, and holds them back during intake."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio import activity
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
+
+from activities.intake import TreatyQuestion
+from domain.transfer import Decision, HandoverConfirmation, TransferRequest
+from tests.support.polling import poll, until
+from treatyflow.cases import act, open_transfer, transfer_handle
+from treatyflow.config import Settings
+from treatyflow.samples import transfer_body
+from worker import create_worker
+from workflows import search_attributes as sa
+from workflows.transfer import TransferWorkflow
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+@activity.defn(name="resolve_treaty")
+async def registry_unreachable(question: TreatyQuestion):
+    raise ApplicationError("the registry is unreachable")  # retryable: the intake waits
+
+
+async def test_a_case_whose_intake_is_held_up_is_listed_in_its_first_stage(dev_client: Client, tmp_path: Path):
+    settings = Settings(task_queue=f"held-{uuid.uuid4().hex[:8]}", archive_dir=tmp_path / "archive")
+    request = TransferRequest.model_validate(transfer_body())
+    query = (f"WorkflowId = 'transfer:{request.reference}' AND CaseKind = 'transfer' "
+             f"AND CaseStage = 'checking_eligibility' AND CaseStates = 'UZ'")
+    async with create_worker(dev_client, settings, activity_overrides=[registry_unreachable]):
+        opening = asyncio.create_task(open_transfer(dev_client, request, "kz-gpo", settings.task_queue))
+        try:
+            async def listed() -> list[str]:
+                return [w.id async for w in dev_client.list_workflows(query)]
+
+            assert await until(listed, "the held-up case in its first stage", seconds=10) == \
+                [f"transfer:{request.reference}"]
+        finally:  # the opening ends with the case
+            await transfer_handle(dev_client, request.reference).terminate("test over")
+            with contextlib.suppress(WorkflowUpdateFailedError, RPCError):
+                await opening
+
+
+def attributes(described: Any) -> dict[str, Any]:
+    found = described.typed_search_attributes
+    return {key.name: found.get(key) for key in sa.ALL if found.get(key) is not None}
+
+
+def expected(view: Any) -> dict[str, Any]:
+    """What the view says, as the attributes must say it."""
+    shown: dict[str, Any] = {"CaseKind": "transfer", "CaseStage": view.stage, "TreatyId": view.treaty,
+                             "CaseStates": [view.sentencing_state, view.administering_state]}
+    if view.outcome:
+        shown["CaseOutcome"] = view.outcome
+    if view.pending_actions:
+        shown["AwaitingAuthorities"] = sorted({p.authority for p in view.pending_actions})
+        shown["ActionDueAt"] = {p.due_on for p in view.pending_actions}
+    return shown
+
+
+async def published(handle: WorkflowHandle, view: Any) -> dict[str, Any]:
+    """The case's attributes once they say what ``view`` says (visibility follows the history by
+    a moment); the due date compared by day, as the view gives it."""
+    want = expected(view)
+
+    async def read() -> dict[str, Any]:
+        got = attributes(await handle.describe())
+        if "ActionDueAt" in got:
+            got["ActionDueAt"] = {got["ActionDueAt"].date()}
+        return got
+
+    return await poll(read, lambda got: got == want, timeout=5)
+
+
+async def test_the_attributes_say_what_the_view_says_at_every_stage(dev_client: Client, dev_settings: Settings):
+    request = TransferRequest.model_validate(transfer_body())
+    view = (await open_transfer(dev_client, request, "kz-gpo", dev_settings.task_queue)).view
+    handle = transfer_handle(dev_client, request.reference)
+    assert await published(handle, view) == expected(view)
+    assert expected(view)["AwaitingAuthorities"] == ["kz-gpo", "uz-gpo"]
+
+    view = await act(handle, TransferWorkflow.record_decision, "kz-gpo", Decision(state="KZ", decision="consent"),
+                     TransferWorkflow.view)
+    assert await published(handle, view) == expected(view)
+    assert expected(view)["AwaitingAuthorities"] == ["uz-gpo"]
+
+    view = await act(handle, TransferWorkflow.record_decision, "uz-gpo", Decision(state="UZ", decision="consent"),
+                     TransferWorkflow.view)
+    view = await poll(lambda: handle.query(TransferWorkflow.view), lambda v: v.handover is not None)
+    assert await published(handle, view) == expected(view)
+    assert (view.stage, expected(view)["AwaitingAuthorities"]) == ("awaiting_handover", ["uz-penal"])
+
+    view = await act(handle, TransferWorkflow.confirm_handover, "uz-penal",
+                     HandoverConfirmation(completed_on=view.opened_at.date(), place=view.handover.place),
+                     TransferWorkflow.view)
+    await handle.result()
+    closed = await published(handle, view)
+    assert closed == expected(view)
+    assert (closed["CaseStage"], closed["CaseOutcome"]) == ("transferred", "transferred")
+    assert "AwaitingAuthorities" not in closed and "ActionDueAt" not in closed
