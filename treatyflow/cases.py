@@ -29,9 +29,8 @@ class ReferenceTaken(Exception):
 
 
 async def existing_opening(handle: WorkflowHandle, query: Any, seal: RequestSeal) -> Any | None:
-    """The case already under this reference, found by query (which adds nothing to its history,
-    so a client may repeat an opening any number of times); None when there is none. While its
-    intake runs, wait for it (the caller bounds the wait)."""
+    """The case already under this reference, found by query (which adds nothing to its history);
+    None when there is none. While its intake runs, wait for it (the caller bounds the wait)."""
     while True:
         try:
             opening = await handle.query(query)
@@ -47,16 +46,15 @@ async def existing_opening(handle: WorkflowHandle, query: Any, seal: RequestSeal
 
 
 async def open_case(client: Client, kind: CaseKind, request: Any, opened_by: str, task_queue: str) -> Opening:
-    """Start the case, or find the one already running under that reference (by query), and answer
-    once its intake has run; the starting update carries only the request's seal. A case opened
-    with a different request raises ReferenceTaken; a closed one CaseClosed (a reference is never
-    reused for a second case)."""
+    """Start the case and answer once its intake has run; the starting update carries only the
+    request's seal. A case already under that reference refuses the update (which adds nothing to
+    its history) and is read by query instead, so a client may repeat an opening any number of
+    times. A case opened with a different request raises ReferenceTaken; a closed one is answered
+    from its query while the engine retains it, else CaseClosed (a reference is never reused for
+    a second case)."""
     workflow_id = kind.workflow_id(request.reference)
     handle = client.get_workflow_handle(workflow_id)
     seal = RequestSeal(request_sha256=request_digest(request))
-    found = await existing_opening(handle, kind.workflow.opening, seal)
-    if found is not None:
-        return found
     start = WithStartWorkflowOperation(
         kind.workflow.run, kind.start(request, opened_by), id=workflow_id, task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING, id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
@@ -64,8 +62,13 @@ async def open_case(client: Client, kind: CaseKind, request: Any, opened_by: str
     try:
         opening = await client.execute_update_with_start_workflow(kind.workflow.opened, seal,
                                                                   start_workflow_operation=start)
-    except WorkflowAlreadyStartedError:
-        raise CaseClosed(request.reference) from None
+    except (WorkflowUpdateFailedError, WorkflowAlreadyStartedError) as err:  # open already, or closed
+        if isinstance(err, WorkflowUpdateFailedError) and getattr(err.cause, "type", None) != rejection.OPENED:
+            raise
+        found = await existing_opening(handle, kind.workflow.opening, seal)
+        if found is None:  # gone from the engine: the archive has it
+            raise CaseClosed(request.reference) from None
+        return found
     if opening.view is None:  # another opening of the same request started it a moment before
         opening.view = await handle.query(kind.workflow.view)
     return opening

@@ -33,7 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.reference import Deadlines, Treaty
     from domain.transfer import TransferView, request_digest
     from workflows import search_attributes as sa
-    from workflows.rejection import conflict, invalid, moving, not_permitted, only, reference_taken
+    from workflows.rejection import already_opened, conflict, invalid, moving, not_permitted, only
 
 STEP = dict(start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5)))
@@ -370,8 +370,10 @@ class CaseWorkflow(Procedure):
 
     @opened.validator
     def validate_opened(self, seal: RequestSeal) -> None:
-        if seal.request_sha256 != self.request_sha256:
-            raise conflict(reference_taken(self.reference))
+        """Only the first opening is taken: a repeat, or another request under the reference, is
+        refused (which adds nothing to the history) for the client to read the case by query."""
+        if self.open_requests or seal.request_sha256 != self.request_sha256:
+            raise already_opened(self.reference)
 
     @workflow.query
     def opening(self) -> Opening:

@@ -34,6 +34,13 @@ def moving() -> ApplicationError:
     return ApplicationError("the case is being moved on; try again in a moment", type=MOVING, non_retryable=True)
 
 
+OPENED = "already_opened"  # an opening of a case that is open already: the client reads it by query
+
+
+def already_opened(reference: str) -> ApplicationError:
+    return ApplicationError(f"{reference} is already open", type=OPENED, non_retryable=True)
+
+
 def conflict(message: str) -> ApplicationError:
     return ApplicationError(message, type=CONFLICT, non_retryable=True)
 

@@ -822,9 +822,6 @@ T, A, M = TransferWorkflow, AssistanceWorkflow, MeasureWorkflow
 
 # (id, workflow object, validator, args, status, the message exactly or None)
 VALIDATIONS: list[tuple[str, Any, Callable[..., None], tuple[Any, ...], int, str | None]] = [
-    ("transfer opened again differently", transfer(), T.validate_opened, (SEAL,), 409,
-     "reference KZ-2026-0001 is already used by a different request: a new case needs a new reference, and an "
-     "identical request answers the existing case"),
     ("transfer still opening", transfer(intake_done=False), T.validate_declaration, ("kz-penal", DECLARED), 409,
      "the case is still being opened; try again shortly"),
     ("declaration by the other state", transfer(), T.validate_declaration, ("uz-penal", DECLARED), 403,
@@ -905,9 +902,6 @@ VALIDATIONS: list[tuple[str, Any, Callable[..., None], tuple[Any, ...], int, str
         "UZ": AUTHORITIES["UZ"]}), T.validate_declaration, ("uz-gpo", DECLARED), 403,
      "only the central authority of KZ (kz-gpo) may record the declaration"),
     # requests for assistance
-    ("request opened again differently", assistance(), A.validate_opened, (SEAL,), 409,
-     "reference FR-2026-0042 is already used by a different request: a new case needs a new reference, and an "
-     "identical request answers the existing case"),
     ("request still opening", assistance(intake_done=False), A.validate_review, ("kz-gpo", Review(decision="accept")),
      409, "the request is still being opened; try again shortly"),
     ("review by the requesting state", assistance(), A.validate_review, ("fr-moj", Review(decision="accept")), 403,
@@ -1003,6 +997,17 @@ def test_each_rejection_of_a_workflow_reads_well(monkeypatch, obj, validator, ar
     assert message_problems(error.message, error.status, error.fields) == []
     if exact is not None:
         assert error.message == exact
+
+
+@pytest.mark.parametrize("obj", [transfer(open_requests=1, request_sha256=SEAL.request_sha256),
+                                 transfer(open_requests=0), assistance(open_requests=0)],
+                         ids=["transfer opened again", "transfer opened differently", "request opened differently"])
+def test_an_opening_of_an_open_case_is_refused_for_the_client_to_read_it(obj):
+    """Not an answer of the API: the client reads the case by query, and the API answers 200 for
+    the same request and 409 for another (the openings above)."""
+    with pytest.raises(ApplicationError) as rejected:
+        type(obj).validate_opened(obj, SEAL)
+    assert rejected.value.type == rejection.OPENED
 
 
 def test_an_act_the_case_could_not_take_reads_well():
