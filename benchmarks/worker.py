@@ -15,7 +15,8 @@ To measure a change to the worker before making it, ``TREATYFLOW_BENCH_VARIANT``
 - ``unsandboxed``: no sandbox at all (the bound of what the sandbox costs);
 - ``sandbox-default``: the SDK's default sandbox, nothing passed through (the worker before 0.2.0);
 - ``bytecode``: no option here; the harness lets Python cache bytecode (see ``harness.Stack.env``);
-- a name of ``benchmarks.experiments.EXPERIMENTS`` (``coalesce-upserts``, ``no-publish``): that experimental
+- a name of ``benchmarks.experiments.EXPERIMENTS`` (``no-publish``, ``no-deadlines``,
+  ``no-summaries``): that experimental
   subclass is registered in place of the real workflow it changes."""
 
 from __future__ import annotations
