@@ -66,6 +66,12 @@ class May:
         return only(what, *(acting(request, s, self.roles) for s in self.states(view)))
 
 
+def acting_user(request: Request) -> str | None:
+    """The person acting for the authority: set by the web application for a signed-in user;
+    None through the API (an authority's key names no person)."""
+    return getattr(request.state, "user", None)
+
+
 def raw_json(body: bytes) -> Any:
     """The body as JSON, or None: what it fails of is said by ``parse``."""
     try:
@@ -82,7 +88,8 @@ async def take(request: Request, who: Authority, found: Found, handle: WorkflowH
     if not found.live:
         raise conflict(f"{noun} is closed ({found.view.stage}): no more acts are possible on it")
     try:
-        return await within(request.app.state.settings.api_timeout, act_on(handle, update, who.id, body, view))
+        return await within(request.app.state.settings.api_timeout,
+                            act_on(handle, update, who.id, body, view, acting_user(request)))
     except WorkflowUpdateFailedError as err:
         raise act_refused(err) from None
     except RPCError as err:
@@ -127,7 +134,7 @@ async def attempt(request: Request, who: Authority, kind: CaseKind, reference: s
     handle = case_handle(request.app.state.client, kind, reference)
     try:
         return await within(request.app.state.settings.api_timeout,
-                            act_on(handle, update, who.id, body, kind.workflow.view))
+                            act_on(handle, update, who.id, body, kind.workflow.view, acting_user(request)))
     except WorkflowUpdateFailedError:
         return None
     except RPCError as err:

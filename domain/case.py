@@ -24,14 +24,29 @@ def due_day(deadline: datetime) -> date:
     return (deadline - timedelta(microseconds=1)).date()
 
 
+class Actor(BaseModel):
+    """Who takes an act: the authority, and the person acting for it through the web application
+    (an act through the API names only the authority, and is sent as its id alone)."""
+
+    authority: str
+    user: str | None = None
+
+
+def acting(by: str | Actor) -> tuple[str, str | None]:
+    """The authority id and the user of an act's first argument (an id, or an ``Actor``)."""
+    return (by, None) if isinstance(by, str) else (by.authority, by.user)
+
+
 class CaseEvent(BaseModel):
-    """One step of the audit trail. ``actor`` is an authority id or ``system``; ``detail`` holds
-    references, stages, codes and dates, never personal data."""
+    """One step of the audit trail. ``actor`` is an authority id or ``system``; ``user`` the user
+    name of the person who acted for it through the web application (None through the API);
+    ``detail`` holds references, stages, codes and dates, never personal data."""
 
     at: datetime
     actor: str
     action: str
     detail: str = ""
+    user: str | None = None
 
 
 class PendingAction(BaseModel):

@@ -12,7 +12,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.assistance import AssistanceRequest
-from domain.case import RequestSeal
+from domain.case import Actor, RequestSeal
 from domain.transfer import TransferRequest, request_digest
 from workflows import rejection
 from workflows.case import Opening
@@ -74,13 +74,15 @@ async def open_case(client: Client, kind: CaseKind, request: Any, opened_by: str
     return opening
 
 
-async def act(handle: WorkflowHandle, update: Any, actor: str, body: Any, view: Any) -> Any:
+async def act(handle: WorkflowHandle, update: Any, actor: str, body: Any, view: Any, user: str | None = None) -> Any:
     """An authority's act on a case (an update whose validator may refuse it), then the case's
     view by query: the act's answer carries no view, so that it adds only itself to the history.
-    An act that meets the case moving to a new run (continue-as-new) is sent again to that run."""
+    ``user``: the person acting for ``actor`` (the web application's), recorded beside it. An act
+    that meets the case moving to a new run (continue-as-new) is sent again to that run."""
+    args = [actor if user is None else Actor(authority=actor, user=user), body]
     for attempt in range(50):
         try:
-            await handle.execute_update(update, args=[actor, body])
+            await handle.execute_update(update, args=args)
             break
         except WorkflowUpdateFailedError as err:
             if getattr(err.cause, "type", None) != rejection.MOVING or attempt == 49:

@@ -25,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
         ASSISTANCE_TERMINAL, MEASURE_TERMINAL, AssistanceRequest, AssistanceView, AssistanceWithdrawal,
         InformationAnswer, MeasureView, Results, Review, refusal_grounds_of, request_outcome,
     )
-    from domain.case import CaseEvent, PendingAction
+    from domain.case import Actor, CaseEvent, PendingAction, acting
     from domain.parties import StateAuthorities
     from domain.reference import Treaty
     from workflows.rejection import and_list, conflict, invalid, or_list
@@ -250,15 +250,18 @@ class AssistanceWorkflow(CaseWorkflow):
     # validator checked, since acts accepted together run one after the other.
 
     @workflow.update
-    async def record_review(self, actor: str, review: Review) -> None:
+    async def record_review(self, by: str | Actor, review: Review) -> None:
+        actor, user = acting(by)
         self.validate_review(actor, review)
         self.review = review
         self.record(actor, f"review_{review.decision}",
-                    ", ".join(review.grounds) or (str(review.postpone_until) if review.postpone_until else ""))
+                    ", ".join(review.grounds) or (str(review.postpone_until) if review.postpone_until else ""),
+                    user=user)
         await workflow.wait_condition(lambda: self.stage != "under_review" or self.review is None)
 
     @record_review.validator
-    def validate_review(self, actor: str, review: Review) -> None:
+    def validate_review(self, by: str | Actor, review: Review) -> None:
+        actor = acting(by)[0]
         self.require_ready()
         self.require_actor(actor, self.requested, ("central_authority",), "review this request")
         if review.decision == "refuse":
@@ -279,14 +282,16 @@ class AssistanceWorkflow(CaseWorkflow):
             raise conflict("a review of this request is already recorded")
 
     @workflow.update
-    async def record_information(self, actor: str, answer: InformationAnswer) -> None:
+    async def record_information(self, by: str | Actor, answer: InformationAnswer) -> None:
+        actor, user = acting(by)
         self.validate_information(actor, answer)
         self.answer = answer
-        self.record(actor, "information_answered", "")
+        self.record(actor, "information_answered", "", user=user)
         await workflow.wait_condition(lambda: self.stage != "awaiting_information")
 
     @record_information.validator
-    def validate_information(self, actor: str, answer: InformationAnswer) -> None:
+    def validate_information(self, by: str | Actor, answer: InformationAnswer) -> None:
+        actor = acting(by)[0]
         self.require_ready()
         self.require_actor(actor, self.requesting, ("central_authority",), "answer the questions of this request")
         self.require_stage("awaiting_information", "information is answered")
@@ -294,14 +299,16 @@ class AssistanceWorkflow(CaseWorkflow):
             raise conflict("the information asked for is already answered")
 
     @workflow.update
-    async def withdraw(self, actor: str, withdrawal: AssistanceWithdrawal) -> None:
+    async def withdraw(self, by: str | Actor, withdrawal: AssistanceWithdrawal) -> None:
+        actor, user = acting(by)
         self.validate_withdrawal(actor, withdrawal)
         self.withdrawal = withdrawal
-        self.record(actor, "withdrawn", "")
+        self.record(actor, "withdrawn", "", user=user)
         await workflow.wait_condition(lambda: self.stage in ASSISTANCE_TERMINAL)
 
     @withdraw.validator
-    def validate_withdrawal(self, actor: str, withdrawal: AssistanceWithdrawal) -> None:
+    def validate_withdrawal(self, by: str | Actor, withdrawal: AssistanceWithdrawal) -> None:
+        actor = acting(by)[0]
         self.require_ready()
         self.require_actor(actor, self.requesting, ("central_authority",), "withdraw this request")
         self.require_withdrawable("every measure has ended and the results are being sent: the request can no "

@@ -105,8 +105,9 @@ class Procedure:
 
     # ---- the trail, the engine's view, notices ----------------------------------------------
 
-    def record(self, actor: str, action: str, detail: str) -> None:
-        self.events.append(CaseEvent(at=workflow.now(), actor=actor, action=action, detail=detail))
+    def record(self, actor: str, action: str, detail: str, user: str | None = None) -> None:
+        """``user``: the person who acted for ``actor`` through the web application, if any."""
+        self.events.append(CaseEvent(at=workflow.now(), actor=actor, action=action, detail=detail, user=user))
 
     def publish(self) -> None:
         """Search attributes (lists, inbox, stats and overdue queries read them) and the Temporal

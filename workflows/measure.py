@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from domain.case import Actor, acting
     from domain.assistance import Authorisation, MeasureResult, MeasureStage, MeasureView
     from workflows.rejection import conflict, invalid, not_permitted, only
 
@@ -105,15 +106,18 @@ class MeasureWorkflow(Procedure):
     # ---- acts -------------------------------------------------------------------------------
 
     @workflow.update
-    async def authorise(self, actor: str, authorisation: Authorisation) -> None:
+    async def authorise(self, by: str | Actor, authorisation: Authorisation) -> None:
+        actor, user = acting(by)
         self.validate_authorisation(actor, authorisation)  # again: acts accepted together run in turn
         self.authorisation = authorisation
-        self.record(actor, "authorisation_" + ("granted" if authorisation.granted else "denied"), self.measure.id)
+        self.record(actor, "authorisation_" + ("granted" if authorisation.granted else "denied"), self.measure.id,
+                    user=user)
         await workflow.wait_condition(lambda: self.stage != "awaiting_authorisation")
         await self.request_told()
 
     @authorise.validator
-    def validate_authorisation(self, actor: str, authorisation: Authorisation) -> None:
+    def validate_authorisation(self, by: str | Actor, authorisation: Authorisation) -> None:
+        actor = acting(by)[0]
         if self.measure.court is None:
             raise conflict(f"measure {self.measure.id} ({self.measure.kind}) needs no authorisation: only a search "
                            "or a seizure does")
@@ -125,10 +129,12 @@ class MeasureWorkflow(Procedure):
             raise conflict(f"the authorisation of measure {self.measure.id} is already recorded")
 
     @workflow.update
-    async def report_result(self, actor: str, result: MeasureResult) -> None:
+    async def report_result(self, by: str | Actor, result: MeasureResult) -> None:
+        actor, user = acting(by)
         self.validate_result(actor, result)  # again: acts accepted together run in turn
         self.result = result
-        self.record(actor, f"result_{result.outcome}", f"{self.measure.id}: {len(result.evidence)} evidence items")
+        self.record(actor, f"result_{result.outcome}", f"{self.measure.id}: {len(result.evidence)} evidence items",
+                    user=user)
         await workflow.wait_condition(lambda: self.stage != "executing")
         await self.request_told()
 
@@ -138,13 +144,14 @@ class MeasureWorkflow(Procedure):
         await asyncio.gather(*self.reports, return_exceptions=True)
 
     @report_result.validator
-    def validate_result(self, actor: str, result: MeasureResult) -> None:
+    def validate_result(self, by: str | Actor, result: MeasureResult) -> None:
+        actor = acting(by)[0]
         central = self.order.requested_central_authority
         if actor not in (self.measure.assigned_to, central):
-            acting = [(self.role_of(self.measure.assigned_to, "executing_authority"), self.measure.assigned_to or ""),
+            may_act = [(self.role_of(self.measure.assigned_to, "executing_authority"), self.measure.assigned_to or ""),
                       ("central_authority", central)]
             raise not_permitted(only(f"report the result of measure {self.measure.id}",
-                                     (self.requested_state, acting)))
+                                     (self.requested_state, may_act)))
         today = workflow.now().date()
         late = [i for i, e in enumerate(result.evidence) if e.collected_on > today]
         if late:

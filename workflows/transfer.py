@@ -18,6 +18,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from domain.case import Actor, acting
     from activities import handover as handovers, intake
     from domain.eligibility import Eligibility, release_date_of, unassessed
     from domain.parties import StateAuthorities
@@ -150,14 +151,16 @@ class TransferWorkflow(CaseWorkflow):
     # changed the case (of two conflicting acts, the second is a conflict).
 
     @workflow.update
-    async def record_declaration(self, actor: str, declaration: Declaration) -> None:
+    async def record_declaration(self, by: str | Actor, declaration: Declaration) -> None:
+        actor, user = acting(by)
         self.validate_declaration(actor, declaration)
         self.declaration = declaration
-        self.record(actor, "declaration_recorded", f"signed on {declaration.signed_on}")
+        self.record(actor, "declaration_recorded", f"signed on {declaration.signed_on}", user=user)
         await self.moved_on_from("awaiting_declaration")
 
     @record_declaration.validator
-    def validate_declaration(self, actor: str, declaration: Declaration) -> None:
+    def validate_declaration(self, by: str | Actor, declaration: Declaration) -> None:
+        actor = acting(by)[0]
         self.require_ready()
         self.require_actor(actor, self.sentencing, ("central_authority", "prison_service"), "record the declaration")
         self.require_not_future("signed_on", declaration.signed_on)
@@ -166,7 +169,8 @@ class TransferWorkflow(CaseWorkflow):
             raise conflict("the declaration is already recorded")
 
     @workflow.update
-    async def record_legal_review(self, actor: str, review: LegalReview) -> None:
+    async def record_legal_review(self, by: str | Actor, review: LegalReview) -> None:
+        actor, user = acting(by)
         self.validate_legal_review(actor, review)
         assert self.eligibility is not None
         self.legal_review = review
@@ -176,11 +180,12 @@ class TransferWorkflow(CaseWorkflow):
                 condition=c.condition, outcome=outcome, basis=c.basis,
                 detail=f"{c.detail} — legal review by {actor}: {review.dual_criminality}")
             for c in self.eligibility.conditions]
-        self.record(actor, "legal_review_recorded", f"dual criminality {review.dual_criminality}")
+        self.record(actor, "legal_review_recorded", f"dual criminality {review.dual_criminality}", user=user)
         await self.moved_on_from("awaiting_legal_review")
 
     @record_legal_review.validator
-    def validate_legal_review(self, actor: str, review: LegalReview) -> None:
+    def validate_legal_review(self, by: str | Actor, review: LegalReview) -> None:
+        actor = acting(by)[0]
         self.require_ready()
         self.require_actor(actor, self.administering, ("central_authority",), "record the legal review")
         self.require_stage("awaiting_legal_review", "a legal review can be recorded")
@@ -188,7 +193,8 @@ class TransferWorkflow(CaseWorkflow):
             raise conflict("the legal review is already recorded")
 
     @workflow.update
-    async def record_decision(self, actor: str, decision: Decision) -> None:
+    async def record_decision(self, by: str | Actor, decision: Decision) -> None:
+        actor, user = acting(by)
         self.validate_decision(actor, decision)
         self.decisions[decision.state] = RecordedDecision(
             state=decision.state, decision=decision.decision, grounds=decision.grounds, note=decision.note,
@@ -201,14 +207,16 @@ class TransferWorkflow(CaseWorkflow):
         enforcement = {None: "", "continued": ", enforcement continued",
                        "converted": f", sentence converted to {decision.converted_sentence}"}[decision.enforcement]
         self.record(actor, f"decision_{decision.decision}",
-                    decision.state + (f": {', '.join(decision.grounds)}" if decision.grounds else "") + enforcement)
+                    decision.state + (f": {', '.join(decision.grounds)}" if decision.grounds else "") + enforcement,
+                    user=user)
         other = next(s for s in self.states if s != decision.state)
         self.notify(self.authorities[other].central_authority, "decision_recorded")
         if settles:
             await self.moved_on_from("awaiting_consents")
 
     @record_decision.validator
-    def validate_decision(self, actor: str, decision: Decision) -> None:
+    def validate_decision(self, by: str | Actor, decision: Decision) -> None:
+        actor = acting(by)[0]
         self.require_ready()
         if decision.state not in self.states:
             raise invalid("state", f"state must be {or_list(self.states)}, a state of this case")
@@ -226,7 +234,8 @@ class TransferWorkflow(CaseWorkflow):
             raise conflict(f"a decision for {decision.state} is already recorded: each state decides once")
 
     @workflow.update
-    async def confirm_handover(self, actor: str, confirmation: HandoverConfirmation) -> None:
+    async def confirm_handover(self, by: str | Actor, confirmation: HandoverConfirmation) -> None:
+        actor, user = acting(by)
         self.validate_handover(actor, confirmation)
         assert self.handover is not None
         arranged = self.handover.place
@@ -236,11 +245,12 @@ class TransferWorkflow(CaseWorkflow):
                                  note=confirmation.note)
         self.record(actor, "handover_confirmed", f"completed on {confirmation.completed_on}"
                     + (f" at {confirmation.place}, a deviation from the arranged point ({arranged})" if deviation
-                       else ""))
+                       else ""), user=user)
         await self.moved_on_from("awaiting_handover")
 
     @confirm_handover.validator
-    def validate_handover(self, actor: str, confirmation: HandoverConfirmation) -> None:
+    def validate_handover(self, by: str | Actor, confirmation: HandoverConfirmation) -> None:
+        actor = acting(by)[0]
         self.require_ready()
         self.require_actor(actor, self.administering, ("central_authority", "prison_service"),
                            "confirm the handover")
@@ -257,14 +267,16 @@ class TransferWorkflow(CaseWorkflow):
             raise invalid(*problem)
 
     @workflow.update
-    async def withdraw(self, actor: str, withdrawal: Withdrawal) -> None:
+    async def withdraw(self, by: str | Actor, withdrawal: Withdrawal) -> None:
+        actor, user = acting(by)
         self.validate_withdrawal(actor, withdrawal)
         self.withdrawal = withdrawal
-        self.record(actor, "withdrawn", f"on {withdrawal.withdrawn_on}")
+        self.record(actor, "withdrawn", f"on {withdrawal.withdrawn_on}", user=user)
         await workflow.wait_condition(lambda: self.stage in TERMINAL_STAGES)
 
     @withdraw.validator
-    def validate_withdrawal(self, actor: str, withdrawal: Withdrawal) -> None:
+    def validate_withdrawal(self, by: str | Actor, withdrawal: Withdrawal) -> None:
+        actor = acting(by)[0]
         self.require_ready()
         self.require_actor(actor, self.sentencing, ("central_authority", "prison_service"), "withdraw the case")
         self.require_not_future("withdrawn_on", withdrawal.withdrawn_on)
