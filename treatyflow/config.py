@@ -19,6 +19,9 @@ class Settings:
     data_dir: Path = Path(".data")
     archive_dir: Path = Path(".data/archive")
     archive_url: str | None = None  # postgresql://... : the archive in PostgreSQL instead of files
+    # postgresql://... : the user accounts (stores/users.py) in PostgreSQL instead of <data dir>/users.json;
+    # by default the archive's URL, so a cluster keeps its users in the same database
+    users_url: str | None = None
     ui_port: int = 8233
     log_level: str = "INFO"
     retention_days: int = 3650
@@ -52,6 +55,7 @@ class Settings:
             data_dir=data_dir,
             archive_dir=Path(env.get("TREATYFLOW_ARCHIVE_DIR", str(data_dir / "archive"))),
             archive_url=env.get("TREATYFLOW_ARCHIVE_URL") or None,
+            users_url=env.get("TREATYFLOW_USERS_URL") or env.get("TREATYFLOW_ARCHIVE_URL") or None,
             ui_port=int(env.get("TREATYFLOW_UI_PORT", cls.ui_port)),
             log_level=env.get("TREATYFLOW_LOG_LEVEL", cls.log_level).upper(),
             retention_days=int(env.get("TREATYFLOW_RETENTION_DAYS", cls.retention_days)),

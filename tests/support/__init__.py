@@ -2,7 +2,9 @@
 ``poll``), the demo keys (``key``), an ASGI app over real HTTP (``serve``, ``free_port``), the
 webhook receiver (``Receiver``), subprocesses ended by their owner (``Processes``) and the
 Temporal dev server as `make run` starts it (``DevServer``). The requests themselves come from
-``treatyflow.samples``, which the demo shares."""
+``treatyflow.samples``, which the demo shares. A real PostgreSQL server, the fixture
+``postgres_url``, is imported from ``tests.support.postgres`` by the tests that use it: it needs
+pytest, which the benchmarks importing this package do not."""
 
 from tests.support.devserver import DevServer
 from tests.support.polling import poll, until
