@@ -24,6 +24,7 @@ COPY api/ api/
 COPY domain/ domain/
 COPY stores/ stores/
 COPY treatyflow/ treatyflow/
+COPY web/ web/
 COPY workflows/ workflows/
 COPY worker.py ./
 
@@ -65,6 +66,7 @@ COPY --from=build /src/api/ api/
 COPY --from=build /src/domain/ domain/
 COPY --from=build /src/stores/ stores/
 COPY --from=build /src/treatyflow/ treatyflow/
+COPY --from=build /src/web/ web/
 COPY --from=build /src/workflows/ workflows/
 COPY --from=build /src/worker.py ./
 

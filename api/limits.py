@@ -44,6 +44,10 @@ class TokenBucket:
             return 0.0
         return (1 - self.tokens) / self.rate
 
+    def now(self) -> float:
+        """The tokens there are now, without taking one."""
+        return min(self.capacity, self.tokens + (time.monotonic() - self.at) * self.rate)
+
 
 class RateLimiter:
     def __init__(self, per_second: float) -> None:

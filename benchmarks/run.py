@@ -44,6 +44,9 @@ GOALS = {  # (what, the measured value: its path or a function of the results, c
     "list p95 (ms)": (("capacity", "latency_ms", "GET /v1/transfers", "p95_ms"), "<=", 100),
     "case read p95 (ms)": (("capacity", "latency_ms", "GET /v1/transfers/{reference}", "p95_ms"), "<=", 75),
     "engine storage per open case (kB)": (storage_kb, "<=", 25),
+    "inbox page p95 (ms), rendered": (("capacity", "latency_ms", "GET /inbox (page)", "p95_ms"), "<=", 150),
+    "case page p95 (ms), rendered": (("capacity", "latency_ms", "GET /transfers/{reference} (page)", "p95_ms"),
+                                     "<=", 150),
 }
 
 

@@ -65,12 +65,19 @@ async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def api_url(dev_env: WorkflowEnvironment, dev_settings: Settings, tmp_path_factory) -> AsyncIterator[str]:
-    """The real API app over real HTTP (uvicorn on a free loopback port), in dev mode (demo keys),
-    against the session's dev server and worker."""
-    from api.app import create_app
+async def api_settings(dev_settings: Settings, tmp_path_factory) -> Settings:
+    """The settings of the app ``api_url`` serves: dev mode, a free port, its own data directory
+    (where its users are kept)."""
+    return dataclasses.replace(dev_settings, dev_mode=True, api_port=free_port(), api_timeout=5.0,
+                               data_dir=tmp_path_factory.mktemp("data"))
 
-    port = free_port()
-    settings = dataclasses.replace(dev_settings, dev_mode=True, api_port=port, api_timeout=5.0)
-    async with serve(create_app(settings, dev_env.client), port) as url:
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def api_url(dev_env: WorkflowEnvironment, api_settings: Settings) -> AsyncIterator[str]:
+    """The product's app (the API and the web application, as `treatyflow api` serves it) over
+    real HTTP (uvicorn on a free loopback port), in dev mode (demo keys), against the session's
+    dev server and worker."""
+    from web.app import create_app
+
+    async with serve(create_app(api_settings, dev_env.client), api_settings.api_port) as url:
         yield url

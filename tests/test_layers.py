@@ -18,6 +18,7 @@ LAYERS = {
     "workflows": ("workflows",),
     "the API and the worker": ("api", "worker", "treatyflow.config", "treatyflow.codec", "treatyflow.logging",
                                "treatyflow.client", "treatyflow.cases", "treatyflow.namespace"),
+    "the web application": ("web",),
     "the CLI": ("treatyflow.cli", "treatyflow.demo", "treatyflow.samples", "treatyflow.devserver"),
 }
 # Beside the layers: what a name never imports although it is below it.

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import getpass
 import os
 import signal
 import subprocess
@@ -32,6 +33,7 @@ Configuration comes from the environment (defaults in brackets):
                 TREATYFLOW_WEBHOOKS_FILE [none], TREATYFLOW_WORKFLOW_CACHE [500 cases in memory]
   data          TREATYFLOW_DATA_DIR [.data], TREATYFLOW_ARCHIVE_DIR [<data dir>/archive],
                 TREATYFLOW_ARCHIVE_URL [none; postgresql://... for a shared archive],
+                TREATYFLOW_USERS_URL [the archive's URL; none: <data dir>/users.json],
                 TREATYFLOW_RETENTION_DAYS [3650]
   keys          TREATYFLOW_CODEC_KEYS or TREATYFLOW_CODEC_KEYS_FILE [dev: <data dir>/codec-keys.json],
                 TREATYFLOW_API_KEYS or TREATYFLOW_API_KEYS_FILE (SHA-256 hashes), TREATYFLOW_MODE [production;
@@ -66,6 +68,24 @@ def main(argv: list[str] | None = None) -> None:
     commands.add_parser("setup", help="prepare the namespace of a Temporal cluster (TEMPORAL_ADDRESS, "
                                       "TEMPORAL_NAMESPACE, TEMPORAL_TLS_*, TEMPORAL_API_KEY): register the search "
                                       "attributes and set the retention; safe to run again")
+    users = commands.add_parser("users", help="the user accounts of the web application, in TREATYFLOW_USERS_URL "
+                                              "or <data dir>/users.json (the API need not run); passwords are "
+                                              "asked twice on the terminal, or read from stdin, never from argv")
+    accounts = users.add_subparsers(dest="users_command", required=True, metavar="COMMAND")
+    add = accounts.add_parser("add", help="add a user of an authority of the directory, with a password")
+    add.add_argument("username", help="3-32 characters: a lower-case letter, then lower-case letters, digits, . _ -")
+    add.add_argument("--authority", required=True, help="the user's authority id, e.g. kz-gpo")
+    add.add_argument("--name", required=True, help="the name shown for the user, e.g. \"Aigerim Nurlanovna\"")
+    add.add_argument("--senior", action="store_true", help="the user may assign work to colleagues")
+    for name, text in (("disable", "the user can no longer sign in (the account is kept)"),
+                       ("enable", "a disabled user can sign in again"),
+                       ("reset-password", "give the user a new password")):
+        accounts.add_parser(name, help=text).add_argument("username")
+    accounts.add_parser("list", help="every user: user name, authority, name, senior, disabled (never a hash)")
+    for name in ("add", "reset-password"):
+        accounts.choices[name].add_argument("--password-stdin", action="store_true",
+                                            help="read the password from one line of stdin (for scripts) "
+                                                 "instead of asking twice on the terminal")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     if args.command == "worker":
@@ -77,6 +97,8 @@ def main(argv: list[str] | None = None) -> None:
         code = serve_api(settings)
     elif args.command == "setup":
         code = asyncio.run(setup(settings))
+    elif args.command == "users":
+        code = asyncio.run(manage_users(args, settings))
     elif args.command == "demo":
         from treatyflow.demo import run_demo
 
@@ -179,7 +201,10 @@ def up(settings: Settings, *, with_worker: bool) -> int:
             _say(str(failed))
             return 1
         host = settings.temporal_address.rsplit(":", 1)[0]
+        web = f"http://{settings.api_host}:{settings.api_port}/"
         _say(f"\ntreatyflow is up (data in {settings.data_dir.resolve()})\n"
+             + (f"  web application:   {web} (sign in with a demo key, e.g. demo-kz-gpo, or as a user of\n"
+                "                     `treatyflow users add`)\n" if with_worker else "") +
              f"  Temporal UI:       http://{host}:{settings.ui_port}\n"
              f"  Temporal frontend: {settings.temporal_address} (namespace {settings.temporal_namespace})\n"
              f"  worker:            {'running on task queue ' + settings.task_queue if with_worker else 'not started'}\n"
@@ -499,12 +524,75 @@ async def setup(settings: Settings) -> int:
     return 0
 
 
+async def manage_users(args: argparse.Namespace, settings: Settings) -> int:
+    """`treatyflow users ...` on the store itself: one line on stdout when done (a table for
+    `list`), one line on stderr and exit 1 when refused. Never a password or a hash."""
+    from pydantic import ValidationError
+
+    from stores.users import UserExists, UserNotFound, check_authority, new_user, open_users, with_password
+
+    command, name = args.users_command, getattr(args, "username", None)
+    try:
+        store = open_users(settings.users_url, settings.data_dir)
+        if command == "list":
+            _print_users(await store.all())
+        elif command == "add":
+            check_authority(args.authority)  # before the password is asked for
+            if await store.get(name) is not None:
+                raise UserExists(f"user {name!r} already exists")
+            user = new_user(name, authority=args.authority, display_name=args.name, senior=args.senior,
+                            password=_new_password(args))
+            await store.add(user)
+            print(f"user {name} added ({user.authority}{', senior' if user.senior else ''})")
+        elif command in ("disable", "enable"):
+            await store.update(name, lambda user: user.model_copy(update={"disabled": command == "disable"}))
+            print(f"user {name} {command}d")
+        else:  # reset-password
+            user = await store.get(name)
+            if user is None:
+                raise UserNotFound(f"no user {name!r}")
+            changed = with_password(user, _new_password(args))
+            await store.update(name, lambda current: current.model_copy(update={  # anything else as it is now
+                "password_hash": changed.password_hash, "password_changed_at": changed.password_changed_at}))
+            print(f"user {name}: password changed")
+        return 0
+    except ValidationError as err:
+        _say("treatyflow: " + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors()))
+    except (ValueError, LookupError, OSError, EOFError) as err:
+        _say(f"treatyflow: {str(err).splitlines()[0] if str(err) else type(err).__name__}")
+    return 1
+
+
+def _new_password(args: argparse.Namespace) -> str:
+    """One line of stdin (--password-stdin), else asked twice on the terminal, never echoed."""
+    if args.password_stdin:
+        return sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+    if not sys.stdin.isatty():
+        raise ValueError("no terminal to ask for the password: give it on stdin with --password-stdin")
+    password = getpass.getpass("password: ")
+    if getpass.getpass("the same password again: ") != password:
+        raise ValueError("the two passwords differ; nothing was changed")
+    return password
+
+
+def _print_users(users: list) -> None:
+    if not users:
+        print("no users yet: add one with `treatyflow users add`")
+        return
+    rows = [("USERNAME", "AUTHORITY", "NAME", "SENIOR", "DISABLED")] + [
+        (u.username, u.authority, u.display_name, "yes" if u.senior else "no", "yes" if u.disabled else "no")
+        for u in users]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
 def serve_api(settings: Settings) -> int:
     """uvicorn with the app; on SIGINT/SIGTERM it stops accepting and drains in-flight requests."""
     import uvicorn
 
-    from api.app import create_app
     from treatyflow.logging import configure_logging
+    from web.app import create_app
 
     configure_logging(settings.log_level)
     uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_config=None,

@@ -623,7 +623,7 @@ def test_dockerfile_is_multi_stage_pinned_and_non_root():
 def test_dockerfile_copies_every_package_the_commands_import():
     copied = {args.split()[0].rstrip("/") for op, args in dockerfile_instructions()
               if op == "COPY" and "--from" not in args}
-    for package in ("activities", "api", "domain", "stores", "treatyflow", "workflows"):
+    for package in ("activities", "api", "domain", "stores", "treatyflow", "web", "workflows"):
         assert package in copied and (ROOT / package / "__init__.py").exists(), package
     assert "worker.py" in copied and "pyproject.toml" in copied
     # every first-party module the shipped code imports is shipped too

@@ -1,0 +1,135 @@
+"""The web application in a real browser (Debian's chromium through Playwright): whole cases
+worked by their authorities, each in a browser context of its own, as separate people; every page
+they visit is kept as a screenshot and checked by axe-core for serious or critical violations."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from playwright.async_api import Page, expect
+
+from tests.web.helpers import assert_accessible, assert_no_page_errors, screenshot
+from treatyflow.samples import transfer_body
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+async def seen(page: Page, name: str, allow: tuple[str, ...] = ()) -> None:
+    """What every visited page must be: kept as a screenshot, accessible, without errors (but the
+    status ``allow`` names, of a page that answers one)."""
+    await screenshot(page, name)
+    await assert_accessible(page)
+    assert_no_page_errors(page, allow)
+
+
+async def open_transfer(page: Page, reference: str) -> None:
+    body = transfer_body()
+    await page.goto("/transfers/new")
+    await page.get_by_label("Reference").fill(reference)
+    await page.get_by_label("Administering state").select_option("UZ")
+    await page.get_by_label("Full name").fill(body["person"]["full_name"])
+    await page.get_by_label("Date of birth").fill(body["person"]["date_of_birth"])
+    await page.get_by_label("Citizenships").fill("UZ")
+    await page.get_by_label("Court").fill(body["judgment"]["court"])
+    await page.get_by_label("Date of the judgment").fill(body["judgment"]["date"])
+    await page.get_by_label("Article 1").fill("188")
+    await page.get_by_label("ICCS code 1").fill("0502")
+    await page.get_by_label("Description 1").fill("Theft")
+    await page.get_by_role("button", name="Add an offence").click()  # a second row, without JavaScript
+    await page.get_by_label("Article 2").fill("190")
+    await page.get_by_label("Description 2").fill("Fraud")
+    await page.get_by_label("Start of the sentence").fill(body["sentence"]["start_date"])
+    await page.get_by_label("Years", exact=True).fill("5")
+    await page.get_by_label("Days of pre-trial detention credited").fill("120")
+    await page.get_by_label("Signed on").fill(body["declaration"]["signed_on"])
+    await seen(page, "transfer-new")
+    await page.get_by_role("button", name="Open the case").click()
+
+
+async def decide(page: Page, reference: str, consent_label: str, button: str, name: str) -> None:
+    await page.goto(f"/transfers/{reference}")
+    await page.get_by_label(consent_label).check()
+    await seen(page, name)
+    await page.get_by_role("button", name=button).click()
+
+
+async def test_a_whole_transfer_by_four_authorities(context_for):
+    ref = f"KZ-B-{uuid.uuid4().hex[:8]}"
+    kz = (await context_for("kz-gpo")).pages[0]
+    uz = (await context_for("uz-gpo")).pages[0]
+    penal = (await context_for("uz-penal")).pages[0]
+    await seen(kz, "inbox-kz-gpo")
+
+    await open_transfer(kz, ref)
+    await expect(kz.get_by_role("heading", name=f"Transfer {ref}")).to_be_visible()
+    await expect(kz.get_by_text("Awaiting the consents").first).to_be_visible()
+    await expect(kz.get_by_text("188").first).to_be_visible()
+    await seen(kz, "transfer-awaiting-consents")
+
+    await uz.goto("/inbox")
+    await uz.get_by_role("button", name="Русский").click()  # Uzbekistan's officer works in Russian
+    await expect(uz.get_by_role("heading", name="Входящие")).to_be_visible()
+    await expect(uz.get_by_role("link", name=ref)).to_be_visible()
+    await seen(uz, "inbox-uz-gpo-ru")
+    await uz.get_by_role("link", name=ref).click()
+    await expect(uz.get_by_role("heading", name="Решение от имени UZ")).to_be_visible()
+    await uz.get_by_label("Согласие").check()
+    await seen(uz, "transfer-decide-ru")
+    await uz.get_by_role("button", name="Внести решение").click()
+    await expect(uz.get_by_role("status")).to_have_text("Решение зарегистрировано.")
+
+    await decide(kz, ref, "Consent", "Record the decision", "transfer-decide-kz")
+    await expect(kz.get_by_role("status")).to_have_text("Decision recorded.")
+
+    await penal.goto(f"/transfers/{ref}")
+    confirm = penal.get_by_role("heading", name="Confirm the handover")
+    for _ in range(50):  # the handover point is arranged by an activity, a moment after the consents
+        if await confirm.count():
+            break
+        await penal.wait_for_timeout(100)
+        await penal.reload()
+    await seen(penal, "transfer-handover")
+    await penal.get_by_role("button", name="Confirm the handover").click()
+    await expect(penal.get_by_role("status")).to_have_text("Handover confirmed.")
+    await expect(penal.get_by_text("Transferred").first).to_be_visible()
+    await seen(penal, "transfer-transferred")
+
+    await kz.goto(f"/transfers/{ref}")
+    trail = kz.locator("table.trail")
+    for actor, action in (("uz-gpo", "decision_consent"), ("kz-gpo", "decision_consent"),
+                          ("uz-penal", "handover_confirmed")):
+        await expect(trail.locator("tr", has_text=action).filter(has_text=actor)).to_have_count(1)
+
+
+async def test_a_third_state_is_shown_no_such_case(context_for):
+    ref = f"KZ-B-{uuid.uuid4().hex[:8]}"
+    kz = (await context_for("kz-gpo")).pages[0]
+    await open_transfer(kz, ref)
+    await expect(kz.get_by_role("heading", name=f"Transfer {ref}")).to_be_visible()
+    fr = (await context_for("fr-moj")).pages[0]
+    response = await fr.goto(f"/transfers/{ref}")
+    assert response is not None and response.status == 404
+    await expect(fr.get_by_role("heading", name="Not found")).to_be_visible()
+    await seen(fr, "not-found-fr-moj", allow=("status of 404",))
+
+
+async def test_a_field_error_is_shown_beside_its_field(context_for):
+    kz = (await context_for("kz-gpo")).pages[0]
+    ref = f"KZ-B-{uuid.uuid4().hex[:8]}"
+    await open_transfer(kz, ref)
+    await expect(kz.get_by_role("heading", name=f"Transfer {ref}")).to_be_visible()
+    await kz.get_by_label("Refuse").check()
+    await kz.get_by_role("button", name="Record the decision").click()  # refusing without grounds
+    error = kz.locator("fieldset.invalid .error")
+    await expect(error).to_have_text("grounds are required to refuse: cite at least one")
+    await seen(kz, "transfer-decide-field-error", allow=("status of 422",))
+
+
+async def test_the_sign_in_page_in_both_languages(page: Page):
+    await page.goto("/sign-in")
+    await expect(page.get_by_role("heading", name="Sign in", exact=True)).to_be_visible()
+    await seen(page, "sign-in")
+    await page.get_by_role("button", name="Русский").click()
+    await expect(page.get_by_role("heading", name="Войти", exact=True)).to_be_visible()
+    await seen(page, "sign-in-ru")

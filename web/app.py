@@ -1,0 +1,33 @@
+"""The product's one app: the HTTP API (``api.app.create_app``) with the web application in it —
+its pages, its static files, its error pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from temporalio.client import Client
+
+from api.app import create_app as create_api
+from stores.users import open_users
+from treatyflow.config import Settings
+from web import pages
+
+
+def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
+    """What ``treatyflow api`` serves: the API, and the web application at ``/``."""
+    app = create_api(settings, client)
+    install(app, settings)
+    return app
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    """After the API's routes and error handlers: the pages at ``/``, the static files at
+    ``/static``, and error answers as pages for every path that is not the API's; the users'
+    accounts (in the data directory, or PostgreSQL) and the limits of signing in."""
+    app.state.users = open_users(settings.users_url, settings.data_dir)
+    app.state.sign_in_limits = pages.SignInLimits()
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="web-static")
+    pages.install_errors(app)
