@@ -17,6 +17,7 @@ from temporalio.client import WorkflowExecution
 from api.engine import within
 from api.errors import invalid
 from domain.case import Action, due_day
+from domain.names import name_index
 from domain.reference import Authority
 from workflows import search_attributes as sa
 from workflows.kinds import KINDS, MEASURE_ACTIONS, MEASURE_KIND
@@ -25,6 +26,7 @@ from workflows.kinds import KINDS, MEASURE_ACTIONS, MEASURE_KIND
 class CaseSummary(BaseModel):
     kind: Literal["transfer", "assistance"]
     reference: str
+    label: str | None = None  # the person's name (transfers), the issuing authority and offence (assistance)
     stage: str | None
     outcome: str | None
     treaty: str | None
@@ -41,6 +43,7 @@ class CaseList(BaseModel):
 class InboxItem(BaseModel):
     kind: Literal["transfer", "assistance"]
     reference: str
+    label: str | None = None  # as in the lists; None for a measure's own item
     stage: str
     action: Action
     measure_id: str | None = None
@@ -65,8 +68,7 @@ def reference_of(execution: WorkflowExecution) -> str:
 def token_mac(request: Request, raw: bytes, query: str) -> bytes:
     """Page tokens are signed (with a key derived from the current codec key, the same on every API
     instance) and bound to their query, so a forged or foreign token is a 422, never a call."""
-    keys = request.app.state.codec.keys
-    key = hashlib.sha256(b"treatyflow page token\0" + keys.keys[keys.current]).digest()
+    key = request.app.state.codec.keys.derived("page token")
     return hmac.new(key, raw + b"\0" + query.encode(), hashlib.sha256).digest()[:16]
 
 
@@ -91,19 +93,35 @@ async def page(request: Request, query: str, page_size: int, page_token: str | N
     return executions, base64.urlsafe_b64encode(nxt + token_mac(request, nxt, query)).decode() if nxt else None
 
 
+async def label_of(execution: WorkflowExecution) -> str | None:
+    """What a row shows beside the reference: from the case's memo, which the engine keeps
+    encrypted and returns with the visibility results (cases opened before 0.3.0 have none)."""
+    return await execution.memo_value("label", None, type_hint=str)
+
+
+def name_search(request: Request, name: str) -> str:
+    """The condition finding a person's name: its blind index under every configured codec key
+    (a case opened before a key rotation is found too)."""
+    keys = request.app.state.codec.keys
+    hashes = sorted({name_index(keys.derived("name index", k), name) for k in keys.keys})
+    return f"PersonNameIndex IN ({', '.join(quoted(h) for h in hashes)})"
+
+
 async def list_cases(request: Request, kind: str, who: Authority, *, stage: str | None, partner: str | None,
-                     page_size: int, page_token: str | None) -> CaseList:
+                     page_size: int, page_token: str | None, name: str | None = None) -> CaseList:
     query = f"CaseKind = {quoted(kind)} AND CaseStates = {quoted(who.state)}"
     if stage:
         query += f" AND CaseStage = {quoted(stage)}"
     if partner:
         query += f" AND CaseStates = {quoted(partner)}"
+    if name:
+        query += f" AND {name_search(request, name)}"
     executions, token = await page(request, query, page_size, page_token)
     items = []
     for ex in executions:
         attrs = ex.typed_search_attributes
         items.append(CaseSummary(
-            kind=kind, reference=reference_of(ex), stage=attrs.get(sa.CASE_STAGE),
+            kind=kind, reference=reference_of(ex), label=await label_of(ex), stage=attrs.get(sa.CASE_STAGE),
             outcome=attrs.get(sa.CASE_OUTCOME), treaty=attrs.get(sa.TREATY_ID),
             states=list(attrs.get(sa.CASE_STATES) or []), opened_at=ex.start_time,
             action_due_at=attrs.get(sa.ACTION_DUE_AT)))
@@ -127,6 +145,7 @@ async def inbox(request: Request, who: Authority, page_size: int, page_token: st
             action = KINDS[kind].actions.get(stage) if kind in KINDS else None
         if action is None:
             continue
-        items.append(InboxItem(kind=kind, reference=reference, stage=stage, action=action, measure_id=measure_id,
+        items.append(InboxItem(kind=kind, reference=reference, label=None if measure_id else await label_of(ex),
+                               stage=stage, action=action, measure_id=measure_id,
                                due_on=due_day(due) if due else None, overdue=bool(due and due < now)))
     return Inbox(items=items, next_page_token=token)

@@ -68,11 +68,14 @@ async def previous_case_problems(request: Request, who: Authority, body: Transfe
 async def list_transfers(request: Request, who: Caller, stage: TransferStage | None = None,
                          state: Annotated[str | None, Query(pattern=r"^[A-Z]{2}$")] = None,
                          page_size: Annotated[int, Query(ge=1, le=200)] = 50,
-                         page_token: str | None = None) -> CaseList:
+                         page_token: str | None = None,
+                         name: Annotated[str | None, Query(min_length=1, max_length=300)] = None) -> CaseList:
+    """``name``: only the cases of the sentenced person of that name, written the same way (letter
+    case and spacing aside), found by its blind index."""
     if who.role not in ROLES_IN["transfer"]:
         raise deny(request, who, role_has_no_part(who, "transfer"))
     return await list_cases(request, "transfer", who, stage=stage, partner=state, page_size=page_size,
-                            page_token=page_token)
+                            page_token=page_token, name=name)
 
 
 @router.get("/{reference}", response_model=TransferView)

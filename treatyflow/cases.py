@@ -14,6 +14,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from domain.assistance import AssistanceRequest
 from domain.case import Actor, RequestSeal
 from domain.transfer import TransferRequest, request_digest
+from treatyflow.codec import EncryptionCodec
 from workflows import rejection
 from workflows.case import Opening
 from workflows.kinds import ASSISTANCE, TRANSFER, CaseKind
@@ -58,7 +59,8 @@ async def open_case(client: Client, kind: CaseKind, request: Any, opened_by: str
     start = WithStartWorkflowOperation(
         kind.workflow.run, kind.start(request, opened_by), id=workflow_id, task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING, id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        search_attributes=kind.start_attributes(request), static_summary=kind.summary(request))
+        search_attributes=kind.start_attributes(request, name_index_key(client)), memo=kind.memo(request),
+        static_summary=kind.summary(request))
     try:
         opening = await client.execute_update_with_start_workflow(kind.workflow.opened, seal,
                                                                   start_workflow_operation=start)
@@ -89,6 +91,13 @@ async def act(handle: WorkflowHandle, update: Any, actor: str, body: Any, view: 
                 raise
             await asyncio.sleep(0.05)
     return await handle.query(view)
+
+
+def name_index_key(client: Client) -> bytes | None:
+    """The key of the blind index of names (from the current codec key); None for a client that
+    encrypts nothing (the recorder of committed histories), which then indexes no name."""
+    codec = client.data_converter.payload_codec
+    return codec.keys.derived("name index") if isinstance(codec, EncryptionCodec) else None
 
 
 def case_handle(client: Client, kind: CaseKind, reference: str) -> WorkflowHandle:

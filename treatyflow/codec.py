@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import os
 import re
@@ -59,6 +60,11 @@ class CodecKeys:
                 raise CodecKeyError(f"key id {key_id!r} must be 1-64 characters of A-Z a-z 0-9 . _ -")
             if len(key) != 32:
                 raise CodecKeyError(f"key {key_id!r} is {len(key)} bytes; AES-256 needs 32")
+
+    def derived(self, purpose: str, key_id: str | None = None) -> bytes:
+        """A key for ``purpose`` (page tokens, web sessions, the name index) derived from a codec
+        key, the current one by default: the same in every process of the deployment."""
+        return hashlib.sha256(f"treatyflow {purpose}\0".encode() + self.keys[key_id or self.current]).digest()
 
     def __repr__(self) -> str:  # never print key material
         return f"CodecKeys(current={self.current!r}, ids={sorted(self.keys)})"

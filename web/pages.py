@@ -254,13 +254,15 @@ async def inbox_page(request: Request, kind: str | None = None) -> Response:
 
 @router.get("/transfers")
 async def transfers_page(request: Request, stage: str | None = None, state: str | None = None,
-                         page_token: str | None = None) -> Response:
+                         page_token: str | None = None, name: str | None = None) -> Response:
     who = await signed_in(request)
     cases = await transfers.list_transfers(through_api(request), who, stage=stage or None, state=state or None,
-                                           page_size=50, page_token=page_token or None)
+                                           page_size=50, page_token=page_token or None,
+                                           name=(name or "").strip()[:300] or None)
     lang = language_of(request, read_session(request))
     return render(request, "cases.html", cases=cases, stage=stage or "", state=state or "", path="/transfers",
-                  title=lang.gettext("Transfers"), new_link=lang.gettext("Open a transfer"),
+                  title=lang.gettext("Transfers"), new_link=lang.gettext("Open a transfer"), name=name or "",
+                  label_heading=lang.gettext("Sentenced person"),
                   stages=[*TRANSFER_STAGES, "transferred", "refused", "withdrawn", "expired"])
 
 
@@ -503,6 +505,7 @@ async def requests_page(request: Request, stage: str | None = None, state: str |
     lang = language_of(request, read_session(request))
     return render(request, "cases.html", cases=cases, stage=stage or "", state=state or "",
                   path="/assistance-requests", title=lang.gettext("Requests for assistance"), new_link=None,
+                  name=None, label_heading=lang.gettext("Issuing authority and offence"),
                   stages=ASSISTANCE_STAGES)
 
 

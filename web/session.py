@@ -12,7 +12,6 @@ sign-in form is protected too); signing in issues a new token (no fixation)."""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass, replace
@@ -48,9 +47,7 @@ def new_token() -> str:
 
 
 def serializer(request: Request) -> URLSafeTimedSerializer:
-    keys = request.app.state.codec.keys
-    key = hashlib.sha256(b"treatyflow web session\0" + keys.keys[keys.current]).digest()
-    return URLSafeTimedSerializer(key, salt="treatyflow-session")
+    return URLSafeTimedSerializer(request.app.state.codec.keys.derived("web session"), salt="treatyflow-session")
 
 
 def read_session(request: Request) -> Session:

@@ -1,5 +1,5 @@
 """The search attributes of every case: the one place their names and types are kept.
-None of them holds personal data."""
+None of them holds personal data (the name index is a keyed hash)."""
 
 from temporalio.common import SearchAttributeKey
 
@@ -13,5 +13,9 @@ ACTION_DUE_AT = SearchAttributeKey.for_datetime("ActionDueAt")
 # set once when a request is opened: counts for authorities that may not see confidential requests
 CASE_CONFIDENTIAL = SearchAttributeKey.for_bool("CaseConfidential")
 
+# a transfer's sentenced person as the lists' search finds them: a keyed hash of the name, never the
+# name (domain.names; set when the case is opened)
+PERSON_NAME_INDEX = SearchAttributeKey.for_keyword("PersonNameIndex")
+
 ALL = (CASE_KIND, CASE_STAGE, TREATY_ID, CASE_OUTCOME, CASE_STATES, AWAITING_AUTHORITIES, ACTION_DUE_AT,
-       CASE_CONFIDENTIAL)
+       CASE_CONFIDENTIAL, PERSON_NAME_INDEX)

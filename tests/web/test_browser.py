@@ -133,3 +133,21 @@ async def test_the_sign_in_page_in_both_languages(page: Page):
     await page.get_by_role("button", name="Русский").click()
     await expect(page.get_by_role("heading", name="Войти", exact=True)).to_be_visible()
     await seen(page, "sign-in-ru")
+
+
+async def test_a_search_by_the_persons_name_finds_the_case(context_for):
+    ref = f"KZ-B-{uuid.uuid4().hex[:8]}"
+    kz = (await context_for("kz-gpo")).pages[0]
+    await open_transfer(kz, ref)
+    await expect(kz.get_by_role("heading", name=f"Transfer {ref}")).to_be_visible()
+    await kz.goto("/transfers")
+    await kz.get_by_label("Sentenced person's name").fill(transfer_body()["person"]["full_name"].lower())
+    await kz.get_by_role("button", name="Filter").click()
+    row = kz.get_by_role("row").filter(has=kz.get_by_role("link", name=ref))
+    for _ in range(50):  # the visibility store follows the case by a moment
+        if await row.count():
+            break
+        await kz.wait_for_timeout(100)
+        await kz.reload()
+    await expect(row).to_contain_text(transfer_body()["person"]["full_name"])
+    await seen(kz, "transfers-found-by-name")

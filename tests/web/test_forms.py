@@ -75,8 +75,7 @@ async def test_signing_in_needs_the_pages_token_too(api_url):
 
 def session_cookie(authority: str, signed_at: float) -> str:
     """A session cookie as the app signs it (the test session's codec key), signed at ``signed_at``."""
-    keys = CODEC_KEYS
-    key = hashlib.sha256(b"treatyflow web session\0" + keys.keys[keys.current]).digest()
+    key = CODEC_KEYS.derived("web session")
 
     class Then(TimestampSigner):
         def get_timestamp(self) -> int:
