@@ -44,6 +44,7 @@ class InboxItem(BaseModel):
     kind: Literal["transfer", "assistance"]
     reference: str
     label: str | None = None  # as in the lists; None for a measure's own item
+    assigned_to: str | None = None  # the user of the caller's authority who handles it (the web app's "mine")
     stage: str
     action: Action
     measure_id: str | None = None
@@ -145,7 +146,9 @@ async def inbox(request: Request, who: Authority, page_size: int, page_token: st
             action = KINDS[kind].actions.get(stage) if kind in KINDS else None
         if action is None:
             continue
-        items.append(InboxItem(kind=kind, reference=reference, label=None if measure_id else await label_of(ex),
+        memo = await ex.memo()
+        items.append(InboxItem(kind=kind, reference=reference, label=memo.get("label"),
+                               assigned_to=(memo.get("assigned") or {}).get(who.id),
                                stage=stage, action=action, measure_id=measure_id,
                                due_on=due_day(due) if due else None, overdue=bool(due and due < now)))
     return Inbox(items=items, next_page_token=token)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 Action = Literal[
     "record_declaration", "legal_review", "decide", "confirm_handover",
@@ -40,7 +40,8 @@ def acting(by: str | Actor) -> tuple[str, str | None]:
 class CaseEvent(BaseModel):
     """One step of the audit trail. ``actor`` is an authority id or ``system``; ``user`` the user
     name of the person who acted for it through the web application (None through the API);
-    ``detail`` holds references, stages, codes and dates, never personal data."""
+    ``detail`` holds references, stages, codes, dates and staff user names, never personal data of
+    the persons concerned."""
 
     at: datetime
     actor: str
@@ -74,6 +75,13 @@ class Notice(BaseModel):
     # a stable id, the same on every retry of the same notice: receivers drop repeats by it
     notice_id: str
     at: datetime | None = None  # when the case issued it (workflow time)
+
+
+class Assignment(BaseModel):
+    """Who of an authority handles what a case awaits from it: a user name of that authority, or
+    None to give the item back (unassigned)."""
+
+    user: str | None = Field(None, pattern=r"^[a-z][a-z0-9._-]{2,31}$")
 
 
 class RequestSeal(BaseModel):

@@ -21,16 +21,24 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from api import assistance, common, transfers
 from api.body import utc_today
+from api.engine import act_refused, within
 from api.errors import ApiError
+from api.found import REFERENCE
 from api.limits import TokenBucket
+from domain.case import Actor, Assignment
 from domain.reference import Authority
 from stores.users import authenticate
+from treatyflow.cases import case_handle, measure_handle
 from web.i18n import LANGUAGES, Language, negotiate
 from web.labels import LABELS, TRANSFER_STAGES, N_
 from web.session import CSRF_FIELD, Session, csrf_valid, keep, read_session
+from workflows.case import Procedure
+from workflows.kinds import KINDS
 
 log = structlog.get_logger("treatyflow.web")
 
@@ -243,13 +251,57 @@ async def choose_language(request: Request) -> Response:
 
 # ---- the inbox and the lists ----------------------------------------------------------------------
 
+SHOWN = {"mine": lambda item, user: item.assigned_to == user, "unassigned": lambda item, user: not item.assigned_to,
+         "all": lambda item, user: True}
+
+
 @router.get("/inbox")
-async def inbox_page(request: Request, kind: str | None = None) -> Response:
+async def inbox_page(request: Request, kind: str | None = None, show: str = "all") -> Response:
     who = await signed_in(request)
+    session = read_session(request)
     inbox = await common.read_inbox(through_api(request), who, page_size=200, page_token=None)
-    items = sorted((i for i in inbox.items if kind in (None, "", i.kind)),
+    shown = SHOWN.get(show, SHOWN["all"])
+    items = sorted((i for i in inbox.items if kind in (None, "", i.kind) and shown(i, session.user)),
                    key=lambda i: (i.due_on is None, i.due_on or 0))
-    return render(request, "inbox.html", items=items, kind=kind or "", today=utc_today())
+    user = await request.app.state.users.get(session.user) if session.user else None
+    colleagues = [u.username for u in await request.app.state.users.all()
+                  if u.authority == who.id and not u.disabled] if user and user.senior else []
+    return render(request, "inbox.html", items=items, kind=kind or "", show=show if show in SHOWN else "all",
+                  colleagues=colleagues, today=utc_today())
+
+
+@router.post("/inbox/assign")
+async def assign(request: Request) -> Response:
+    """Take an item ("I'll handle this"), give it back, or — a senior user — give it to a colleague
+    of the same authority. The case records it in its audit trail, with the person who did it."""
+    who = await signed_in(request)
+    form = await posted(request)
+    session = read_session(request)
+    lang = language_of(request, session)
+    action, reference, measure_id = text(form, "action"), text(form, "reference"), text(form, "measure_id")
+    if session.user is None:
+        raise ApiError(403, "forbidden", lang.gettext("Items are taken by a person: sign in with your user name."))
+    target: str | None = {"take": session.user, "give_back": None}.get(action, text(form, "user"))
+    if action == "assign":
+        me, colleague = await request.app.state.users.get(session.user), await request.app.state.users.get(target)
+        if not (me and me.senior) or colleague is None or colleague.disabled or colleague.authority != who.id:
+            raise ApiError(403, "forbidden", lang.gettext("Only a senior user gives items to a colleague of the same "
+                                                          "authority."))
+    kind = KINDS.get(text(form, "kind"))
+    if kind is None or not REFERENCE.match(reference):
+        raise ApiError(404, "not_found", "no such case")
+    client = request.app.state.client
+    handle = measure_handle(client, reference, measure_id) if measure_id else case_handle(client, kind, reference)
+    try:
+        await within(request.app.state.settings.api_timeout, handle.execute_update(
+            Procedure.assign, args=[Actor(authority=who.id, user=session.user), Assignment(user=target)]))
+    except WorkflowUpdateFailedError as err:
+        raise act_refused(err) from None
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise ApiError(404, "not_found", "no such case") from None
+        raise
+    return redirect(request, f"/inbox?show={quote(text(form, 'show') or 'all')}")
 
 
 @router.get("/transfers")

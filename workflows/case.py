@@ -28,7 +28,10 @@ with workflow.unsafe.imports_passed_through():
     from activities.intake import TreatyAnswer, TreatyQuestion, resolve_treaty
     from activities.notify import Notifier
     from domain.assistance import AssistanceView
-    from domain.case import Action, ArchivedCase, CaseEvent, Notice, PendingAction, RequestSeal, due_day, end_of_day
+    from domain.case import (
+        Action, Actor, ArchivedCase, Assignment, CaseEvent, Notice, PendingAction, RequestSeal, acting, due_day,
+        end_of_day,
+    )
     from domain.parties import StateAuthorities
     from domain.reference import Deadlines, Treaty
     from domain.transfer import TransferView, request_digest
@@ -81,6 +84,7 @@ class Procedure:
         self.treaty: Treaty | None = None  # a case's, once resolved
         self.outcome: str | None = None  # a case's, once closed
         self.publishing = False  # changes to publish at the end of this workflow task
+        self.assigned: dict[str, str] = {}  # authority id → the user of it who handles what this awaits
 
     # ---- what a procedure supplies ----------------------------------------------------------
 
@@ -179,6 +183,33 @@ class Procedure:
                 self.record("system", "notice_failed", f"{event} to {recipient}")
 
         self.notices.append(asyncio.create_task(deliver()))
+
+    # ---- who handles it ---------------------------------------------------------------------
+
+    @workflow.update
+    async def assign(self, by: str | Actor, assignment: Assignment) -> None:
+        """A person of an authority this awaits takes the item, or is given it, or gives it back;
+        the case's memo (encrypted) says who, for the inbox's "mine" and "unassigned"."""
+        actor, user = acting(by)
+        self.validate_assign(by, assignment)
+        if assignment.user:
+            self.assigned[actor] = assignment.user
+            self.record(actor, "assigned", f"to {assignment.user}", user=user)
+        else:
+            self.assigned.pop(actor, None)
+            self.record(actor, "unassigned", "", user=user)
+        workflow.upsert_memo({"assigned": dict(self.assigned)})
+
+    @assign.validator
+    def validate_assign(self, by: str | Actor, assignment: Assignment) -> None:
+        actor, user = acting(by)
+        if user is None:
+            raise not_permitted("an item is assigned by a person signed in to the web application, not with a key")
+        if actor not in {p.authority for p in self.pending}:  # a measure's are assigned on the measure
+            raise conflict(f"nothing of {self.reference} waits for {actor} now")
+        if self.assigned.get(actor) == assignment.user:
+            raise conflict(f"{self.reference} is already " + (f"assigned to {assignment.user}" if assignment.user
+                                                             else "unassigned"))
 
     # ---- waiting for people -----------------------------------------------------------------
 

@@ -254,3 +254,68 @@ async def test_a_request_for_assistance_through_its_pages_to_signed_evidence(api
         await signed_in(client, "demo-fr-moj")
         page = (await client.get(f"/assistance-requests/{ref}")).text
     assert view["results"]["manifest_sha256"] in page and "Bank statement" in page
+
+
+async def person(api_url: str, users, username: str, authority: str, senior: bool = False) -> httpx.AsyncClient:
+    """A client signed in as a new user of ``authority``."""
+    await users.add(new_user(username, authority=authority, display_name=username.title(), password=PASSWORD,
+                             senior=senior))
+    client = httpx.AsyncClient(base_url=api_url)
+    page = await client.get("/sign-in")
+    signed = await client.post("/sign-in", data={"csrf_token": csrf_of(page.text), "username": username,
+                                                 "password": PASSWORD, "next": "/inbox"})
+    assert signed.status_code == 303
+    return client
+
+
+async def test_a_person_takes_an_inbox_item_and_a_senior_gives_one_to_a_colleague(api_url, api_settings):
+    users = open_users(None, api_settings.data_dir)
+    tag = uuid.uuid4().hex[:6]
+    clerk = await person(api_url, users, f"clerk.{tag}", "uz-gpo")
+    chief = await person(api_url, users, f"chief.{tag}", "uz-gpo", senior=True)
+    mine, theirs = reference(), reference()
+    async with httpx.AsyncClient(base_url=api_url) as kz:
+        token = await signed_in(kz, "demo-kz-gpo")
+        for ref in (mine, theirs):
+            assert (await kz.post("/transfers/new", data=transfer_form(token, ref))).status_code == 303
+
+    async def inbox(client: httpx.AsyncClient, show: str) -> str:
+        return (await client.get("/inbox", params={"show": show})).text
+
+    async def listed(client: httpx.AsyncClient, ref: str, show: str = "all") -> bool:
+        return ref in await inbox(client, show)
+
+    from tests.support.polling import until
+
+    await until(lambda: listed(clerk, mine), "the case in uz-gpo's inbox")
+    await until(lambda: listed(clerk, theirs), "the other case in uz-gpo's inbox")
+    token = csrf_of(await inbox(clerk, "all"))
+    took = await clerk.post("/inbox/assign", data={"csrf_token": token, "action": "take", "kind": "transfer",
+                                                   "reference": mine, "show": "mine"})
+    assert took.status_code == 303
+    await until(lambda: listed(clerk, mine, "mine"), "the taken item under mine")
+    assert not await listed(clerk, mine, "unassigned") and await listed(clerk, theirs, "unassigned")
+
+    # a clerk may not give an item to someone else; the senior may, to a colleague of the authority
+    refused = await clerk.post("/inbox/assign", data={"csrf_token": token, "action": "assign", "kind": "transfer",
+                                                      "reference": theirs, "user": f"chief.{tag}"})
+    assert refused.status_code == 403
+    chief_token = csrf_of(await inbox(chief, "all"))
+    assert f'<option value="clerk.{tag}">' in await inbox(chief, "all")
+    given = await chief.post("/inbox/assign", data={"csrf_token": chief_token, "action": "assign",
+                                                    "kind": "transfer", "reference": theirs, "user": f"clerk.{tag}"})
+    assert given.status_code == 303
+    await until(lambda: listed(clerk, theirs, "mine"), "the given item under the clerk's")
+
+    async with httpx.AsyncClient(base_url=api_url) as uz:
+        view = (await uz.get(f"/v1/transfers/{theirs}", headers={"Authorization": "Bearer demo-uz-gpo"})).json()
+    assigned = [(e["actor"], e["user"], e["detail"]) for e in view["events"] if e["action"] == "assigned"]
+    assert assigned == [("uz-gpo", f"chief.{tag}", f"to clerk.{tag}")]
+    # signed in with a key, nobody is named: nothing can be taken
+    async with httpx.AsyncClient(base_url=api_url) as keyed:
+        key_token = await signed_in(keyed, "demo-uz-gpo")
+        keyless = await keyed.post("/inbox/assign", data={"csrf_token": key_token, "action": "take",
+                                                          "kind": "transfer", "reference": theirs})
+        assert keyless.status_code == 403
+    await clerk.aclose()
+    await chief.aclose()
