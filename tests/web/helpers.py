@@ -18,9 +18,11 @@ from urllib.parse import urlsplit
 
 import pytest
 from axe_playwright_python.async_playwright import Axe
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, Request, Route, WebError
 
 from api.keys import DEV_PREFIX
+from tests.conftest import CODEC_KEYS
 
 # Debian's chromium, never a browser Playwright downloads (`playwright install` is never run), and
 # a font with Cyrillic glyphs so that Russian pages render (fontconfig alone may settle for one
@@ -161,3 +163,15 @@ async def assert_accessible(page: Page) -> None:
              + "\n".join(f"      {', '.join(map(str, node['target']))}" for node in v["nodes"]) for v in violations]
     assert not violations, f"{len(violations)} serious or critical accessibility violation(s) on {page.url}:\n" \
         + "\n".join(lines)
+
+
+def session_cookie(authority: str, signed_at: float) -> str:
+    """A session cookie as the app signs it (the test session's codec key), signed at ``signed_at``."""
+    key = CODEC_KEYS.derived("web session")
+
+    class Then(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(signed_at)
+
+    serializer = URLSafeTimedSerializer(key, salt="treatyflow-session", signer=Then)
+    return serializer.dumps({"c": "token", "a": authority, "u": None, "l": None})

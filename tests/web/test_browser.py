@@ -4,12 +4,14 @@ they visit is kept as a screenshot and checked by axe-core for serious or critic
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.web.helpers import assert_accessible, assert_no_page_errors, screenshot
+from stores.users import new_user, open_users
+from tests.web.helpers import assert_accessible, assert_no_page_errors, screenshot, session_cookie
 from treatyflow.samples import transfer_body
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -151,3 +153,59 @@ async def test_a_search_by_the_persons_name_finds_the_case(context_for):
         await kz.reload()
     await expect(row).to_contain_text(transfer_body()["person"]["full_name"])
     await seen(kz, "transfers-found-by-name")
+
+
+async def test_a_person_takes_an_inbox_item_and_the_audit_trail_names_them(context_for, page: Page, api_settings):
+    username = f"nodira.{uuid.uuid4().hex[:6]}"
+    await open_users(None, api_settings.data_dir).add(
+        new_user(username, authority="uz-gpo", display_name="Nodira Karimova", password="a long enough password"))
+    ref = f"KZ-B-{uuid.uuid4().hex[:8]}"
+    kz = (await context_for("kz-gpo")).pages[0]
+    await open_transfer(kz, ref)
+    await expect(kz.get_by_role("heading", name=f"Transfer {ref}")).to_be_visible()
+
+    await page.goto("/sign-in")
+    await page.get_by_label("User name").fill(username)
+    await page.get_by_label("Password").fill("a long enough password")
+    await page.locator("form#password").get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("heading", name="Inbox")).to_be_visible()
+    row = page.get_by_role("row").filter(has=page.get_by_role("link", name=ref))
+    for _ in range(50):  # the visibility store follows the case by a moment
+        if await row.count():
+            break
+        await page.wait_for_timeout(100)
+        await page.reload()
+    await row.get_by_role("button", name="I'll handle this").click()
+    await page.get_by_label("mine").check()
+    await page.get_by_role("button", name="Filter").click()
+    await expect(page.get_by_role("row").filter(has=page.get_by_role("link", name=ref))).to_contain_text(username)
+    await seen(page, "inbox-mine")
+    await page.get_by_role("link", name=ref).click()
+    trail = page.locator("table.trail")
+    await expect(trail.locator("tr", has_text="assigned")).to_contain_text(f"uz-gpo ({username})")
+    await seen(page, "transfer-assigned")
+
+
+async def test_a_forged_csrf_token_is_refused(context_for):
+    ref = f"KZ-B-{uuid.uuid4().hex[:8]}"
+    kz = (await context_for("kz-gpo")).pages[0]
+    await open_transfer(kz, ref)
+    await expect(kz.get_by_role("heading", name=f"Transfer {ref}")).to_be_visible()
+    decide_form = kz.locator("form", has=kz.get_by_role("button", name="Record the decision"))
+    await decide_form.locator("input[name=csrf_token]").evaluate("field => field.value = 'forged'")
+    await kz.get_by_label("Consent").check()
+    await kz.get_by_role("button", name="Record the decision").click()
+    await expect(kz.get_by_role("heading", name="Not allowed")).to_be_visible()
+    await seen(kz, "csrf-refused", allow=("status of 403",))
+    await kz.goto(f"/transfers/{ref}")
+    await expect(kz.get_by_text("No decision yet.")).to_be_visible()  # nothing was done
+
+
+async def test_an_expired_session_is_sent_to_sign_in(context_for, web_url):
+    context = await context_for("kz-gpo")
+    kz = context.pages[0]
+    await context.add_cookies([{"name": "treatyflow_session", "value": session_cookie("kz-gpo", time.time() - 9 * 3600),
+                                "url": web_url}])
+    await kz.goto("/inbox")
+    await expect(kz).to_have_url(f"{web_url}/sign-in?next=/inbox")
+    await expect(kz.get_by_role("heading", name="Sign in", exact=True)).to_be_visible()

@@ -12,10 +12,9 @@ import uuid
 
 import httpx
 import pytest
-from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
 from stores.users import new_user, open_users
-from tests.conftest import CODEC_KEYS
+from tests.web.helpers import session_cookie
 from treatyflow.samples import transfer_body
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -71,18 +70,6 @@ async def test_signing_in_needs_the_pages_token_too(api_url):
         answer = await client.post("/sign-in", data={"csrf_token": "forged", "api_key": "demo-kz-gpo"})
         assert answer.status_code == 403
         assert (await client.get("/inbox")).status_code == 303  # still signed out
-
-
-def session_cookie(authority: str, signed_at: float) -> str:
-    """A session cookie as the app signs it (the test session's codec key), signed at ``signed_at``."""
-    key = CODEC_KEYS.derived("web session")
-
-    class Then(TimestampSigner):
-        def get_timestamp(self) -> int:
-            return int(signed_at)
-
-    serializer = URLSafeTimedSerializer(key, salt="treatyflow-session", signer=Then)
-    return serializer.dumps({"c": "token", "a": authority, "u": None, "l": None})
 
 
 async def test_a_session_idle_for_more_than_eight_hours_is_sent_to_sign_in(api_url):
