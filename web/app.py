@@ -12,7 +12,7 @@ from temporalio.client import Client
 from api.app import create_app as create_api
 from stores.users import open_users
 from treatyflow.config import Settings
-from web import pages
+from web import filing, pages
 
 
 def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
@@ -28,6 +28,7 @@ def install(app: FastAPI, settings: Settings) -> None:
     accounts (in the data directory, or PostgreSQL) and the limits of signing in."""
     app.state.users = open_users(settings.users_url, settings.data_dir)
     app.state.sign_in_limits = pages.SignInLimits()
+    app.include_router(filing.router)  # /assistance-requests/new before pages' /assistance-requests/{reference}
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="web-static")
     pages.install_errors(app)

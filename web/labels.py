@@ -28,6 +28,13 @@ LABELS: dict[str, str] = {
     "completed": N_("Completed"),
     "partially_completed": N_("Partially completed"),
     "unsuccessful": N_("Unsuccessful"),
+    # measures of a request for assistance (their kinds)
+    "search": N_("Search"),
+    "seizure": N_("Seizure"),
+    "inspection": N_("Inspection"),
+    "identify_bank_accounts": N_("Identification of bank accounts"),
+    "interrogation": N_("Questioning"),
+    "information_exchange": N_("Exchange of information"),
     # actions
     "record_declaration": N_("Record the declaration"),
     "legal_review": N_("Record the legal review"),

@@ -36,6 +36,7 @@ from stores.users import authenticate
 from treatyflow.cases import case_handle, measure_handle
 from web.i18n import LANGUAGES, Language, negotiate
 from web.labels import LABELS, TRANSFER_STAGES, N_
+from web.messages import in_language
 from web.session import CSRF_FIELD, Session, csrf_valid, keep, read_session
 from workflows.case import Procedure
 from workflows.kinds import KINDS
@@ -71,7 +72,10 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
         return lang.gettext(LABELS[code]) if code in LABELS else code.replace("_", " ")
 
     authority = request.app.state.reference.authority(session.authority) if session.authority else None
+    if context.get("errors"):  # the API's words, in the page's language where a template knows them
+        context["errors"] = {field: in_language(message, lang) for field, message in context["errors"].items()}
     response = templates.TemplateResponse(request, template, {
+        "translated": lambda message: in_language(message, lang),
         "session": session, "who": authority, "lang": lang, "_": lang.gettext, "ngettext": lang.ngettext,
         "label": label, "csrf": session.csrf,
         "csrf_field": CSRF_FIELD, "languages": LANGUAGES, "dev_mode": request.app.state.settings.dev_mode,
@@ -324,15 +328,20 @@ NUMBERS = ("sentence.years", "sentence.months", "sentence.days", "sentence.pretr
            "sentence.remission_days")
 
 
-def offence_rows(form: FormData | None) -> list[int]:
-    """The offence rows of the form, after its add or remove button (at least one row)."""
-    rows = [int(r) for r in form.getlist("row")] if form else [0]
+def rows_of(form: FormData | None, field: str, thing: str) -> list[int]:
+    """The rows of ``thing`` (offence, measure) in the form (their numbers in the hidden ``field``),
+    after its add or remove button (``add_<thing>``, ``remove_<thing>:<row>``); at least one row."""
+    rows = [int(r) for r in form.getlist(field) if str(r).isdigit()] if form else [0]
     action = str(form.get("action") or "") if form else ""
-    if action == "add_offence":
+    if action == f"add_{thing}":
         rows.append(max(rows, default=-1) + 1)
-    elif action.startswith("remove_offence:") and len(rows) > 1:
+    elif action.startswith(f"remove_{thing}:") and len(rows) > 1:
         rows = [r for r in rows if str(r) != action.split(":", 1)[1]]
     return rows or [0]
+
+
+def offence_rows(form: FormData | None) -> list[int]:
+    return rows_of(form, "row", "offence")
 
 
 def transfer_body(form: FormData, who: Authority) -> dict[str, Any]:
@@ -376,9 +385,10 @@ def by_form_name(errors: dict[str, str], form: FormData) -> dict[str, str]:
     return named
 
 
-def partners(request: Request, who: Authority) -> list[str]:
+def partners(request: Request, who: Authority, kind: str = "transfer") -> list[str]:
+    """The states with a treaty of ``kind`` with the caller's state."""
     ref = request.app.state.reference
-    return sorted({p for t in ref.treaties if t.kind == "transfer" and who.state in t.parties
+    return sorted({p for t in ref.treaties if t.kind == kind and who.state in t.parties
                    for p in t.parties if p != who.state})
 
 
@@ -556,7 +566,8 @@ async def requests_page(request: Request, stage: str | None = None, state: str |
                                            page_size=50, page_token=page_token or None)
     lang = language_of(request, read_session(request))
     return render(request, "cases.html", cases=cases, stage=stage or "", state=state or "",
-                  path="/assistance-requests", title=lang.gettext("Requests for assistance"), new_link=None,
+                  path="/assistance-requests", title=lang.gettext("Requests for assistance"),
+                  new_link=lang.gettext("File a request for assistance"),
                   name=None, label_heading=lang.gettext("Issuing authority and offence"),
                   stages=ASSISTANCE_STAGES)
 
@@ -675,3 +686,18 @@ def rule_value(value: Any) -> str:
     if isinstance(value, list):
         return ", ".join(str(v) for v in value) or "—"
     return str(value)
+
+
+# ---- statistics -----------------------------------------------------------------------------------
+
+@router.get("/statistics")
+async def statistics_page(request: Request) -> Response:
+    """The caller state's caseload from the API's statistics (visibility counts, shared for a few
+    seconds), as bar charts drawn on the server with the numbers beside them."""
+    who = await signed_in(request)
+    stats = await common.stats(through_api(request), who)
+    return render(request, "statistics.html", stats=stats, charts=[
+        (kind, [(title, sorted(numbers.items(), key=lambda kv: -kv[1]))
+                for title, numbers in ((N_("By stage"), counts["by_stage"]), (N_("By outcome"), counts["by_outcome"]),
+                                       (N_("By partner state"), counts["by_partner"]))])
+        for kind, counts in stats["kinds"].items()])

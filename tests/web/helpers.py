@@ -175,3 +175,11 @@ def session_cookie(authority: str, signed_at: float) -> str:
 
     serializer = URLSafeTimedSerializer(key, salt="treatyflow-session", signer=Then)
     return serializer.dumps({"c": "token", "a": authority, "u": None, "l": None})
+
+
+async def seen(page: Page, name: str, allow: tuple[str, ...] = ()) -> None:
+    """What every visited page must be: kept as a screenshot, accessible, without errors (but the
+    status ``allow`` names, of a page that answers one)."""
+    await screenshot(page, name)
+    await assert_accessible(page)
+    assert_no_page_errors(page, allow)

@@ -11,18 +11,10 @@ import pytest
 from playwright.async_api import Page, expect
 
 from stores.users import new_user, open_users
-from tests.web.helpers import assert_accessible, assert_no_page_errors, screenshot, session_cookie
+from tests.web.helpers import seen, session_cookie
 from treatyflow.samples import transfer_body
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-
-async def seen(page: Page, name: str, allow: tuple[str, ...] = ()) -> None:
-    """What every visited page must be: kept as a screenshot, accessible, without errors (but the
-    status ``allow`` names, of a page that answers one)."""
-    await screenshot(page, name)
-    await assert_accessible(page)
-    assert_no_page_errors(page, allow)
 
 
 async def open_transfer(page: Page, reference: str) -> None:
@@ -209,3 +201,19 @@ async def test_an_expired_session_is_sent_to_sign_in(context_for, web_url):
     await kz.goto("/inbox")
     await expect(kz).to_have_url(f"{web_url}/sign-in?next=/inbox")
     await expect(kz.get_by_role("heading", name="Sign in", exact=True)).to_be_visible()
+
+
+async def test_the_lists_the_registry_and_the_statistics_are_accessible(context_for):
+    kz = (await context_for("kz-gpo")).pages[0]
+    for path, heading, name in (("/transfers", "Transfers", "transfers"),
+                                ("/assistance-requests", "Requests for assistance", "requests"),
+                                ("/treaties", "Treaties", "treaties"),
+                                ("/treaties/kz-uz-transfer-2021", None, "treaty"),
+                                ("/statistics", "Statistics of KZ", "statistics")):
+        await kz.goto(path)
+        if heading:
+            await expect(kz.get_by_role("heading", name=heading, exact=True)).to_be_visible()
+        await seen(kz, name)
+    await kz.get_by_role("button", name="Русский").click()
+    await expect(kz.get_by_role("heading", name="Статистика KZ", exact=False)).to_be_visible()
+    await seen(kz, "statistics-ru")

@@ -306,3 +306,31 @@ async def test_a_person_takes_an_inbox_item_and_a_senior_gives_one_to_a_colleagu
         assert keyless.status_code == 403
     await clerk.aclose()
     await chief.aclose()
+
+
+async def test_the_statistics_page_draws_the_caseload_with_its_numbers(api_url):
+    async with httpx.AsyncClient(base_url=api_url) as client:
+        token = await signed_in(client, "demo-kz-gpo")
+        assert (await client.post("/transfers/new", data=transfer_form(token, reference()))).status_code == 303
+        async with httpx.AsyncClient(base_url=api_url, headers={"Authorization": "Bearer demo-kz-gpo"}) as api:
+            stats = (await api.get("/v1/stats")).json()
+        page = await client.get("/statistics")
+        assert page.status_code == 200
+        assert page.text.count("<svg") >= 2 and "<script" not in page.text  # by stage, by partner (and outcome)
+        total = stats["kinds"]["transfer"]["total"]
+        assert f"{total} cases" in page.text  # the numbers beside the charts are the API's
+        for stage, n in stats["kinds"]["transfer"]["by_stage"].items():
+            assert f"<code>{stage}</code></td><td>{n}</td>" in page.text
+
+
+async def test_the_apis_refusals_are_shown_in_russian_on_a_russian_page(api_url):
+    async with httpx.AsyncClient(base_url=api_url, headers={"Accept-Language": "ru"}) as client:
+        token = await signed_in(client, "demo-kz-gpo")
+        ref = reference()
+        bad = await client.post("/transfers/new", data=transfer_form(token, ref, **{"person.date_of_birth": "1985"}))
+        assert bad.status_code == 422
+        assert "person.date_of_birth: значение должно быть датой вида ГГГГ-ММ-ДД, например 2026-03-01" in errors_of(bad.text)
+        assert 'value="1985"' in bad.text
+        assert (await client.post("/transfers/new", data=transfer_form(token, ref))).status_code == 303
+        refused = await client.post(f"/transfers/{ref}/decisions", data={"csrf_token": token, "decision": "refuse"})
+        assert "для отказа необходимо указать основания: хотя бы одно" in errors_of(refused.text)
