@@ -260,10 +260,13 @@ SHOWN = {"mine": lambda item, user: item.assigned_to == user, "unassigned": lamb
 
 
 @router.get("/inbox")
-async def inbox_page(request: Request, kind: str | None = None, show: str = "all") -> Response:
+async def inbox_page(request: Request, kind: str | None = None, show: str = "all",
+                     page_token: str | None = None) -> Response:
+    """A page of the inbox as the API gives it (50 items, the soonest due first within the page,
+    as the API orders them), then the next page."""
     who = await signed_in(request)
     session = read_session(request)
-    inbox = await common.read_inbox(through_api(request), who, page_size=200, page_token=None)
+    inbox = await common.read_inbox(through_api(request), who, page_size=50, page_token=page_token or None)
     shown = SHOWN.get(show, SHOWN["all"])
     items = sorted((i for i in inbox.items if kind in (None, "", i.kind) and shown(i, session.user)),
                    key=lambda i: (i.due_on is None, i.due_on or 0))
@@ -271,7 +274,7 @@ async def inbox_page(request: Request, kind: str | None = None, show: str = "all
     colleagues = [u.username for u in await request.app.state.users.all()
                   if u.authority == who.id and not u.disabled] if user and user.senior else []
     return render(request, "inbox.html", items=items, kind=kind or "", show=show if show in SHOWN else "all",
-                  colleagues=colleagues, today=utc_today())
+                  colleagues=colleagues, today=utc_today(), next_page_token=inbox.next_page_token)
 
 
 @router.post("/inbox/assign")
