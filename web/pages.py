@@ -617,13 +617,7 @@ def authorisation_body(form: FormData, who: Authority) -> dict[str, Any]:
 
 
 def evidence_rows(form: FormData | None) -> list[int]:
-    rows = [int(r) for r in form.getlist("row")] if form else [0]
-    action = str(form.get("action") or "") if form else ""
-    if action == "add_evidence":
-        rows.append(max(rows, default=-1) + 1)
-    elif action.startswith("remove_evidence:"):
-        rows = [r for r in rows if str(r) != action.split(":", 1)[1]]
-    return rows
+    return rows_of(form, "row", "evidence")
 
 
 def result_body(form: FormData, who: Authority) -> dict[str, Any]:
