@@ -20,6 +20,7 @@ import structlog
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
+from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import FormData
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -30,6 +31,7 @@ from api.engine import act_refused, within
 from api.errors import ApiError
 from api.found import REFERENCE
 from api.limits import TokenBucket
+from domain.assistance import MeasureId
 from domain.case import Actor, Assignment
 from domain.reference import Authority
 from stores.users import authenticate
@@ -255,6 +257,7 @@ async def choose_language(request: Request) -> Response:
 
 # ---- the inbox and the lists ----------------------------------------------------------------------
 
+MEASURE_ID = TypeAdapter(MeasureId)
 SHOWN = {"mine": lambda item, user: item.assigned_to == user, "unassigned": lambda item, user: not item.assigned_to,
          "all": lambda item, user: True}
 
@@ -277,6 +280,14 @@ async def inbox_page(request: Request, kind: str | None = None, show: str = "all
                   colleagues=colleagues, today=utc_today(), next_page_token=inbox.next_page_token)
 
 
+def valid(adapter: TypeAdapter, value: str) -> bool:
+    try:
+        adapter.validate_python(value)
+    except ValidationError:
+        return False
+    return True
+
+
 @router.post("/inbox/assign")
 async def assign(request: Request) -> Response:
     """Take an item ("I'll handle this"), give it back, or — a senior user — give it to a colleague
@@ -295,7 +306,7 @@ async def assign(request: Request) -> Response:
             raise ApiError(403, "forbidden", lang.gettext("Only a senior user gives items to a colleague of the same "
                                                           "authority."))
     kind = KINDS.get(text(form, "kind"))
-    if kind is None or not REFERENCE.match(reference):
+    if kind is None or not REFERENCE.match(reference) or (measure_id and not valid(MEASURE_ID, measure_id)):
         raise ApiError(404, "not_found", "no such case")
     client = request.app.state.client
     handle = measure_handle(client, reference, measure_id) if measure_id else case_handle(client, kind, reference)
