@@ -55,11 +55,11 @@ def main(argv: list[str] | None = None) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("up", help="the product on this machine (what `make run` runs): the embedded Temporal "
-                                   "dev server (SQLite under the data dir, UI), the worker and the API in dev "
-                                   "mode, until Ctrl-C")
+                                   "dev server (SQLite under the data dir, UI), the worker, and the API with the "
+                                   "web application in dev mode, until Ctrl-C")
     commands.add_parser("worker", help="run a worker against TEMPORAL_ADDRESS until SIGINT/SIGTERM")
-    commands.add_parser("api", help="serve the HTTP API on TREATYFLOW_API_HOST:TREATYFLOW_API_PORT "
-                                    "(127.0.0.1:8000) until SIGINT/SIGTERM")
+    commands.add_parser("api", help="serve the HTTP API (/v1) and the web application (/) on "
+                                    "TREATYFLOW_API_HOST:TREATYFLOW_API_PORT (127.0.0.1:8000) until SIGINT/SIGTERM")
     demo = commands.add_parser("demo", help="drive Kazakhstan–Uzbekistan transfers and a France → Kazakhstan "
                                             "request for assistance through the running API (start `make run` "
                                             "first)")
