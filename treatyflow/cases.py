@@ -4,6 +4,7 @@ id from the reference, update-with-start for a synchronous intake, updates for a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle, WorkflowUpdateFailedError
@@ -67,6 +68,9 @@ async def open_case(client: Client, kind: CaseKind, request: Any, opened_by: str
     except (WorkflowUpdateFailedError, WorkflowAlreadyStartedError) as err:  # open already, or closed
         if isinstance(err, WorkflowUpdateFailedError) and getattr(err.cause, "type", None) != rejection.OPENED:
             raise
+        if isinstance(err, WorkflowAlreadyStartedError):  # the start's own answer, taken (never left unread)
+            with contextlib.suppress(WorkflowAlreadyStartedError):
+                await start.workflow_handle()
         found = await existing_opening(handle, kind.workflow.opening, seal)
         if found is None:  # gone from the engine: the archive has it
             raise CaseClosed(request.reference) from None
