@@ -19,7 +19,9 @@ from urllib.parse import urlsplit
 import pytest
 from axe_playwright_python.async_playwright import Axe
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
-from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, Request, Route, WebError
+from playwright.async_api import (
+    Browser, BrowserContext, ConsoleMessage, Locator, Page, Request, Route, WebError, expect,
+)
 
 from api.keys import DEV_PREFIX
 from tests.conftest import CODEC_KEYS
@@ -183,3 +185,16 @@ async def seen(page: Page, name: str, allow: tuple[str, ...] = ()) -> None:
     await screenshot(page, name)
     await assert_accessible(page)
     assert_no_page_errors(page, allow)
+
+
+async def shown(page: Page, what: Locator, url: str | None = None, tries: int = 100) -> None:
+    """``page`` (at ``url``, if given) reloaded until ``what`` is on it: what a workflow does after
+    an act (an activity, a measure's workflow) and the visibility store follow it by a moment."""
+    if url:
+        await page.goto(url)
+    for _ in range(tries):
+        if await what.count():
+            break
+        await page.wait_for_timeout(100)
+        await page.reload()
+    await expect(what.first).to_be_visible()

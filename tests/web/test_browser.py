@@ -11,7 +11,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from stores.users import new_user, open_users
-from tests.web.helpers import seen, session_cookie
+from tests.web.helpers import seen, session_cookie, shown
 from treatyflow.samples import transfer_body
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -78,11 +78,7 @@ async def test_a_whole_transfer_by_four_authorities(context_for):
 
     await penal.goto(f"/transfers/{ref}")
     confirm = penal.get_by_role("heading", name="Confirm the handover")
-    for _ in range(50):  # the handover point is arranged by an activity, a moment after the consents
-        if await confirm.count():
-            break
-        await penal.wait_for_timeout(100)
-        await penal.reload()
+    await shown(penal, confirm)  # what follows an act comes a moment later
     await seen(penal, "transfer-handover")
     await penal.get_by_role("button", name="Confirm the handover").click()
     await expect(penal.get_by_role("status")).to_have_text("Handover confirmed.")
@@ -135,11 +131,7 @@ async def test_a_search_by_the_persons_name_finds_the_case(context_for):
     await kz.get_by_label("Sentenced person's name").fill(transfer_body()["person"]["full_name"].lower())
     await kz.get_by_role("button", name="Filter").click()
     row = kz.get_by_role("row").filter(has=kz.get_by_role("link", name=ref))
-    for _ in range(50):  # the visibility store follows the case by a moment
-        if await row.count():
-            break
-        await kz.wait_for_timeout(100)
-        await kz.reload()
+    await shown(kz, row)  # what follows an act comes a moment later
     await expect(row).to_contain_text(transfer_body()["person"]["full_name"])
     await seen(kz, "transfers-found-by-name")
 
@@ -158,11 +150,7 @@ async def test_a_person_takes_an_inbox_item_and_the_audit_trail_names_them(conte
     await page.locator("form#password").get_by_role("button", name="Sign in").click()
     await expect(page.get_by_role("heading", name="Inbox")).to_be_visible()
     row = page.get_by_role("row").filter(has=page.get_by_role("link", name=ref))
-    for _ in range(50):  # the visibility store follows the case by a moment
-        if await row.count():
-            break
-        await page.wait_for_timeout(100)
-        await page.reload()
+    await shown(page, row)  # what follows an act comes a moment later
     await row.get_by_role("button", name="I'll handle this").click()
     await page.get_by_label("mine").check()
     await page.get_by_role("button", name="Filter").click()

@@ -15,27 +15,15 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import BrowserContext, Locator, Page, expect
+from playwright.async_api import BrowserContext, Page, expect
 
 from api.body import utc_today
 from tests.support.polling import until
-from tests.web.helpers import seen
+from tests.web.helpers import seen, shown
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 REQUESTING, REQUESTED = "fr-moj", "kz-gpo"
-
-
-async def shown(page: Page, url: str, what: Locator, tries: int = 100) -> None:
-    """``url`` in ``page``, reloaded until ``what`` is on it: the measures' workflows and the
-    visibility of the case follow the act that started them by a moment."""
-    await page.goto(url)
-    for _ in range(tries):
-        if await what.count():
-            break
-        await page.wait_for_timeout(100)
-        await page.reload()
-    await expect(what.first).to_be_visible()
 
 
 async def file_request(page: Page, ref: str) -> None:
@@ -89,7 +77,7 @@ async def test_a_whole_request_for_assistance(context_for, api_url):
     await seen(fr, "request-filed-fr-moj")
 
     review = kz.get_by_role("heading", name="Review the request")
-    await shown(kz, f"/assistance-requests/{ref}", review)
+    await shown(kz, review, f"/assistance-requests/{ref}")
     await kz.get_by_label("Accept").check()
     view = await view_of(api_url, ref)
     assert {m["id"]: m["kind"] for m in view["measures"]} == {"m1": "search", "m2": "identify_bank_accounts"}
@@ -121,7 +109,7 @@ async def test_a_whole_request_for_assistance(context_for, api_url):
             page = contexts[authority].pages[0]
             if action == "authorise_measure":
                 form = page.locator("form", has=page.get_by_role("heading", name=f"Authorise measure {measure}"))
-                await shown(page, f"/assistance-requests/{ref}", form)
+                await shown(page, form, f"/assistance-requests/{ref}")
                 await form.get_by_label("Granted").check()
                 await seen(page, f"request-authorise-{measure}-{authority}")
                 await form.get_by_role("button", name="Record the authorisation").click()
@@ -130,7 +118,7 @@ async def test_a_whole_request_for_assistance(context_for, api_url):
                 assert action == "report_result", action
                 form = page.locator("form", has=page.get_by_role("heading",
                                                                  name=f"Report the result of measure {measure}"))
-                await shown(page, f"/assistance-requests/{ref}", form)
+                await shown(page, form, f"/assistance-requests/{ref}")
                 await form.get_by_label("Executed", exact=True).check()
                 await form.get_by_label("Item 1").fill(f"e-{measure}")
                 await form.get_by_label("Description 1").fill(f"Evidence of measure {measure}")
@@ -147,7 +135,7 @@ async def test_a_whole_request_for_assistance(context_for, api_url):
                              ("kz-police", "report_result", "m1")]
 
     results = fr.get_by_role("heading", name="Results")
-    await shown(fr, f"/assistance-requests/{ref}", results)
+    await shown(fr, results, f"/assistance-requests/{ref}")
     section = fr.get_by_role("region", name="Results")
     await expect(section.get_by_text(view["results"]["manifest_sha256"], exact=True)).to_be_visible()
     for measure in ("m1", "m2"):
