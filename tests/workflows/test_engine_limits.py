@@ -105,10 +105,12 @@ async def test_a_request_whose_history_grows_long_continues_as_new_and_stays_one
     assert view.outcome == "withdrawn" and view.events[0].action == "case_opened"
 
 
-@pytest.mark.parametrize("first", ["handover", "withdrawal"])
-async def test_a_handover_and_a_withdrawal_in_one_task_exactly_one_takes_effect(dev_client, tmp_path, first):
-    """Both acts reach the case while no worker runs, so it takes them in one workflow task: the
-    first is recorded, the second is a conflict — never a withdrawn case with a completed handover."""
+async def test_a_handover_and_a_withdrawal_in_one_task_exactly_one_takes_effect(dev_client, tmp_path):
+    """Both acts reach the case while no worker runs, so it takes them in one workflow task: one is
+    recorded, the other is a conflict — never a withdrawn case with a completed handover. Which one
+    wins is the engine's choice (the server does not promise to deliver pending updates in the order
+    they were sent; CI saw the later one win once), so the test asserts that the case is consistent
+    with whichever it recorded."""
     s = Settings(task_queue=f"race-{uuid.uuid4().hex[:8]}", archive_dir=tmp_path / "archive")
     async with create_worker(dev_client, s):
         request = TransferRequest.model_validate(transfer_body())
@@ -127,20 +129,19 @@ async def test_a_handover_and_a_withdrawal_in_one_task_exactly_one_takes_effect(
     acts = {"handover": (TransferWorkflow.confirm_handover, "uz-penal",
                          HandoverConfirmation(completed_on=today, place=view.handover.place)),
             "withdrawal": (TransferWorkflow.withdraw, "kz-gpo", Withdrawal(withdrawn_on=today, reason="changed mind"))}
-    order = [first, *(a for a in acts if a != first)]
-    sent = []
-    for name in order:
-        update, actor, body = acts[name]
-        sent.append(asyncio.create_task(handle.execute_update(update, args=[actor, body])))
-        await asyncio.sleep(0.2)  # in this order
+    sent = {}
+    for name, (update, actor, body) in acts.items():
+        sent[name] = asyncio.create_task(handle.execute_update(update, args=[actor, body]))
+        await asyncio.sleep(0.2)
     async with create_worker(dev_client, s):
-        answers = await asyncio.gather(*sent, return_exceptions=True)
+        answers = dict(zip(sent, await asyncio.gather(*sent.values(), return_exceptions=True)))
         result = await handle.result()
-    assert answers[0] is None, answers
-    second = answers[1]  # refused by the case, or by the server once the first act closed it
-    assert (isinstance(second, WorkflowUpdateFailedError) and second.cause.type == "conflict"
-            or isinstance(second, RPCError) and closed_meanwhile(second)), answers
-    if first == "handover":
+    recorded = [name for name, answer in answers.items() if answer is None]
+    assert len(recorded) == 1, answers
+    (refused,) = (answers[name] for name in answers if name not in recorded)
+    assert (isinstance(refused, WorkflowUpdateFailedError) and refused.cause.type == "conflict"
+            or isinstance(refused, RPCError) and closed_meanwhile(refused)), answers
+    if recorded == ["handover"]:
         assert result.outcome == "transferred" and result.handover.completed_on == today
     else:
         assert result.outcome == "withdrawn" and result.handover.completed_on is None
