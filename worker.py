@@ -4,6 +4,7 @@ shutdown on SIGINT/SIGTERM. Run it with `treatyflow worker` (or `python worker.p
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -18,9 +19,12 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.archive import Archiver
 from activities.handover import arrange_handover
 from activities.intake import check_assistance_scope, check_eligibility, resolve_treaty
-from activities.manifest import build_manifest
+from activities.letters import Letters
+from activities.manifest import Signatory
 from activities.notify import Notifier, Webhooks
 from stores.archive import open_archive
+from stores.documents import Documents, open_documents
+from stores.signing import configured_signing_keys
 from treatyflow.client import connect, metrics_runtime, verify_keys
 from treatyflow.config import Settings
 from treatyflow.logging import configure_logging
@@ -41,14 +45,28 @@ def workflow_runner() -> SandboxedWorkflowRunner:
 GRACEFUL_SHUTDOWN = 10.0  # seconds for in-flight activities to finish when the worker stops
 
 
+def documents(settings: Settings, codec: PayloadCodec | None) -> Documents | None:
+    """The case file's store, sealed with the payloads' keys; None for a worker whose payloads are
+    not encrypted (some tests): its letters then fail, saying so."""
+    keys = getattr(codec, "keys", None) or settings.codec_keys
+    if keys is None:
+        return None
+    return open_documents(url=settings.documents_url, directory=settings.documents_dir, keys=keys,
+                          limit=settings.document_limit_bytes)
+
+
 def activities(settings: Settings, codec: PayloadCodec | None = None, *,
                notifier: Notifier | None = None) -> list[Callable]:
     """Every activity; an unusable webhooks file raises WebhookConfigError here, at start-up
-    (unless the ``notifier`` is given: whoever made it closes it)."""
+    (unless the ``notifier`` is given: whoever made it closes it), and missing or unusable signing
+    keys SigningKeyError (stores/signing.py: the same ring the API publishes)."""
     if notifier is None:
         notifier = Notifier(Webhooks.load(settings.webhooks_file))
     archive = open_archive(url=settings.archive_url, directory=settings.archive_dir, codec=codec)
-    return [resolve_treaty, check_eligibility, arrange_handover, check_assistance_scope, build_manifest,
+    signing = configured_signing_keys(os.environ, settings.data_dir, dev_mode=settings.dev_mode)
+    return [resolve_treaty, check_eligibility, arrange_handover, check_assistance_scope,
+            Signatory(signing).build_manifest,
+            Letters(documents(settings, codec)).write_person_notice,
             notifier.notify,
             Archiver(archive).archive_case]
 

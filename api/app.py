@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,11 +11,13 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from temporalio.client import Client
 
-from api import assistance, codec, common, docs, errors, openapi, ops, transfers
+from api import assistance, codec, common, docs, documents, errors, openapi, ops, signing, transfers
 from api.keys import KeyRing
 from api.limits import AgedCache, BodyLimit, CountGate, RateLimiter
 from domain.reference import reference
 from stores.archive import open_archive
+from stores.documents import open_documents
+from stores.signing import configured_signing_keys
 from treatyflow.client import codec_keys, connect, verify_keys
 from treatyflow.codec import EncryptionCodec
 from treatyflow.config import Settings
@@ -32,7 +36,13 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
             await verify_keys(app.state.client)
         app.state.archive = open_archive(url=settings.archive_url, directory=settings.archive_dir,
                                          codec=app.state.client.data_converter.payload_codec)
-        yield
+        app.state.documents = open_documents(url=settings.documents_url, directory=settings.documents_dir,
+                                             keys=app.state.codec.keys, limit=settings.document_limit_bytes)
+        sweeping = asyncio.create_task(documents.sweep_hourly(app.state))  # orphans of a crash, hourly
+        try:
+            yield
+        finally:
+            sweeping.cancel()
 
     # docs_url/redoc_url None: FastAPI's pages load Swagger UI and ReDoc from a CDN; api/docs.py
     # serves both from an installed package instead (they render offline)
@@ -50,15 +60,20 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     app.state.gauge_cache = AgedCache(settings.stats_max_age)  # the /metrics case gauges
     app.state.client = client
     app.state.codec = EncryptionCodec(codec_keys(settings))
+    # the states' signing keys, the worker's (in dev: the same file under the data directory)
+    app.state.signing = configured_signing_keys(os.environ, settings.data_dir, dev_mode=settings.dev_mode)
+    app.state.signing_jwks = signing.KeySet.model_validate(app.state.signing.jwks())
     errors.install(app)
     # innermost first: the body limit runs before routing and authentication (a keyless client
     # cannot make the API hold a large body), inside CORS and the request metrics (its 413s are
     # counted and carry the UI origin's CORS headers)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, streamed=documents.UPLOAD_PATH,
+                       streamed_limit=settings.document_limit_bytes + documents.MULTIPART_OVERHEAD)
     app.add_middleware(CORSMiddleware, allow_origins=list(codec.ui_origins(settings)), allow_methods=["POST"],
                        allow_headers=["content-type", "x-namespace", "authorization"], allow_credentials=True)
     app.add_middleware(ops.MetricsMiddleware)
-    for router in (transfers.router, assistance.router, common.router, codec.router, ops.router):
+    for router in (transfers.router, assistance.router, documents.router, common.router, signing.router, codec.router,
+                   ops.router):
         app.include_router(router)
     openapi.install(app)
     docs.install(app)

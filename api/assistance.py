@@ -13,7 +13,7 @@ from api.acts import May, act, acting, posts, take
 from api.auth import Caller, deny
 from api.body import parse, utc_today
 from api.engine import within
-from api.errors import conflict, not_found
+from api.errors import conflict, invalid, not_found
 from api.found import find_case, open_or_find
 from api.listing import CaseList, list_cases
 from domain.assistance import (
@@ -99,8 +99,10 @@ MEASURE_CLOSED = {
 
 async def measure_act(request: Request, who: Authority, reference: str, measure_id: str, update: Any, model: type,
                       allowed: Callable[[MeasureView, AssistanceView], bool], what: str,
-                      acting: Callable[[MeasureView, AssistanceView], list[tuple[str, str]]]) -> AssistanceView:
-    """``acting``: the (role, authority id) pairs of the requested state who may, for the message."""
+                      acting: Callable[[MeasureView, AssistanceView], list[tuple[str, str]]],
+                      resolve: Callable[[Any, AssistanceView], Any] | None = None) -> AssistanceView:
+    """``acting``: the (role, authority id) pairs of the requested state who may, for the message;
+    ``resolve``: the body completed from the case (422 for what it cannot)."""
     found = await find_case(request, who, ASSISTANCE, reference)
     measure = next((m for m in found.view.measures if m.id == measure_id), None)
     if measure is None:
@@ -110,6 +112,8 @@ async def measure_act(request: Request, who: Authority, reference: str, measure_
         raise deny(request, who, only(f"{what} measure {measure_id}", (found.view.requested_state,
                                                                           acting(measure, found.view))), reference)
     body = await parse(request, model)
+    if resolve is not None:
+        body = resolve(body, found.view)
     if measure.stage in MEASURE_CLOSED:
         raise conflict(MEASURE_CLOSED[measure.stage].format(id=measure_id, grounds=", ".join(measure.grounds)))
     changed: MeasureView = await take(request, who, found, measure_handle(request.app.state.client, reference,
@@ -156,7 +160,29 @@ async def report_result(request: Request, reference: str, measure_id: str, who: 
             if m.assigned_to else []
         return assigned + acting(request, v.requested_state, {CENTRAL})[1]
 
+    def with_documents(result: MeasureResult, view: AssistanceView) -> MeasureResult:
+        """Each item naming a document: that evidence document of this measure, and its stored digest."""
+        evidence = {d.document_id: d for d in view.documents if d.type == "evidence" and d.measure_id == measure_id}
+        items, problems = [], []
+        for number, item in enumerate(result.evidence):
+            if item.document_id is not None:
+                document = evidence.get(item.document_id)
+                if document is None:
+                    problems.append((f"evidence.{number}.document_id",
+                                     f"evidence.{number}.document_id names no evidence document of measure "
+                                     f"{measure_id}: upload it to the case file with type evidence and this "
+                                     "measure_id first"))
+                elif item.sha256 is not None and item.sha256 != document.sha256:
+                    problems.append((f"evidence.{number}.sha256", f"evidence.{number}.sha256 differs from the "
+                                                                  "digest of the document it names"))
+                else:
+                    item = item.model_copy(update={"sha256": document.sha256})
+            items.append(item)
+        if problems:
+            raise invalid(problems)
+        return result.model_copy(update={"evidence": items})
+
     return await measure_act(
         request, who, reference, measure_id, MeasureWorkflow.report_result, MeasureResult,
         lambda m, v: who.state == v.requested_state and (who.id == m.assigned_to or who.role == CENTRAL),
-        "report the result of", reporters)
+        "report the result of", reporters, resolve=with_documents)

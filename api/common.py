@@ -6,12 +6,12 @@ import asyncio
 from datetime import date, datetime, timezone
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from temporalio.service import RPCError
 
 from api.auth import ROLES_IN, Caller
 from api.errors import not_found, unavailable
-from api.listing import Inbox, inbox, quoted
+from api.listing import Inbox, Whose, inbox, quoted
 from domain.reference import Authority, Rule, Treaty
 from workflows import search_attributes as sa
 from workflows.kinds import KINDS, MEASURE_KIND
@@ -23,10 +23,19 @@ def treaty_json(treaty) -> dict[str, Any]:
     return {**treaty.model_dump(mode="json", exclude_none=True), "verified": treaty.verified}
 
 
+def over_http() -> None:
+    """What an internal keyword of a route is when the route is called over HTTP: nothing (a
+    dependency without parameters: no query parameter, nothing in the OpenAPI document)."""
+    return None
+
+
 @router.get("/inbox", response_model=Inbox)
 async def read_inbox(request: Request, who: Caller, page_size: Annotated[int, Query(ge=1, le=200)] = 50,
-                     page_token: str | None = None) -> Inbox:
-    return await inbox(request, who, page_size, page_token)
+                     page_token: str | None = None,
+                     whose: Annotated[Whose | None, Depends(over_http)] = None) -> Inbox:
+    # whose: the web application's "mine" or "unassigned", in-process only (API.md fixes the HTTP
+    # query parameters; a docstring here would be the route's public description)
+    return await inbox(request, who, page_size, page_token, whose)
 
 
 @router.get("/treaties")

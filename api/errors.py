@@ -102,6 +102,8 @@ PATTERNS = {
     r"^[A-Za-z0-9_-]{1,32}$": "must be 1 to 32 letters, digits, hyphens or underscores, such as m1",
     r"^\d{2}(\d{2}(\d{1,2})?)?$": "must be an ICCS code of 2, 4, 5 or 6 digits, such as 0501",
     r"^[0-9a-fA-F]{64}$": "must be a SHA-256 digest: 64 hexadecimal digits",
+    r"^doc-[a-z2-7]{26}$": "must be the document_id of a document of the case file, such as doc-"
+                           "7p2kq4x5vd3m6n8r2t4w6y2a3b",
     r"^\d{1,15}(\.\d{1,4})?$": "must be an amount written as a string, such as \"1500.00\": up to 15 digits, "
                                 "then up to 4 decimals after a point",
 }

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
@@ -80,13 +81,25 @@ class BodyLimit:
     a socket with unread data makes the kernel reset the connection, and the client would lose the
     413 it is owed."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, streamed: re.Pattern[str] | None = None,
+                 streamed_limit: int = 0) -> None:
         self.app = app
         self.limit = limit
+        # POSTs to these paths (document uploads) are read by their route as a stream, which
+        # counts them against their own limit: here only a declared length past it is refused
+        self.streamed, self.streamed_limit = streamed, streamed_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if self.streamed is not None and scope.get("method") == "POST" and self.streamed.match(scope.get("path", "")):
+            declared = dict(scope.get("headers", ())).get(b"content-length", b"").decode("latin-1").strip()
+            if declared.isdigit() and int(declared) > self.streamed_limit:
+                await self.answer(send, ApiError(413, "too_large", f"the body may not exceed {self.streamed_limit} "
+                                                                   "bytes"))
+            else:
+                await self.app(scope, receive, send)
             return
         declared: str | None = None
         chunked = False

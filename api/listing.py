@@ -7,6 +7,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Literal
 
@@ -17,7 +18,7 @@ from temporalio.client import WorkflowExecution
 from api.engine import within
 from api.errors import invalid
 from domain.case import Action, due_day
-from domain.names import name_index
+from domain.names import assignee_index, name_index
 from domain.reference import Authority
 from workflows import search_attributes as sa
 from workflows.kinds import KINDS, MEASURE_ACTIONS, MEASURE_KIND
@@ -55,6 +56,19 @@ class InboxItem(BaseModel):
 class Inbox(BaseModel):
     items: list[InboxItem]
     next_page_token: str | None
+
+
+@dataclass(frozen=True)
+class Whose:
+    """The web application's filter of the inbox, applied by the visibility query to the whole inbox
+    (not by the page to one page of it): ``mine`` (the items ``user`` of the caller's authority has
+    taken) or ``unassigned`` (those nobody of it has). Not a query parameter of the HTTP API."""
+
+    show: Literal["mine", "unassigned"]
+    user: str | None = None
+
+
+ASSIGNMENT_INDEX = "assignment index"  # the purpose of the key of the assignments' blind index
 
 
 def quoted(value: str) -> str:
@@ -129,8 +143,29 @@ async def list_cases(request: Request, kind: str, who: Authority, *, stage: str 
     return CaseList(items=items, next_page_token=token)
 
 
-async def inbox(request: Request, who: Authority, page_size: int, page_token: str | None) -> Inbox:
+def assignment_index(request: Request, authority: str, user: str) -> str:
+    """The blind index an assignment of ``user`` of ``authority`` carries (under the current key)."""
+    return assignee_index(request.app.state.codec.keys.derived(ASSIGNMENT_INDEX), authority, user)
+
+
+def whose_condition(request: Request, who: Authority, whose: Whose) -> str:
+    """InboxAssignments holds, for each authority a case awaits, the blind index of who took it or
+    ``unassigned:<authority>``: "mine" looks for the index under every configured codec key (an item
+    taken before a key rotation is found too), "unassigned" for the marker — both a positive match
+    of a KeywordList (no ``!=``, whose SQL semantics take in cases without the attribute)."""
+    if whose.show == "unassigned":
+        return f"{sa.INBOX_ASSIGNMENTS.name} = {quoted(sa.unassigned(who.id))}"
+    assert whose.user is not None
+    keys = request.app.state.codec.keys
+    hashes = sorted({assignee_index(keys.derived(ASSIGNMENT_INDEX, k), who.id, whose.user) for k in keys.keys})
+    return f"{sa.INBOX_ASSIGNMENTS.name} IN ({', '.join(quoted(h) for h in hashes)})"
+
+
+async def inbox(request: Request, who: Authority, page_size: int, page_token: str | None,
+                whose: Whose | None = None) -> Inbox:
     query = f"AwaitingAuthorities = {quoted(who.id)} AND ExecutionStatus = 'Running'"
+    if whose is not None:
+        query += f" AND {whose_condition(request, who, whose)}"
     executions, token = await page(request, query, page_size, page_token)
     now = datetime.now(timezone.utc)
     items = []

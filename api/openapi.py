@@ -36,7 +36,8 @@ def install(app: FastAPI) -> None:
         components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
         for path, operations in schema["paths"].items():
             for method, operation in operations.items():
-                if not path.startswith(("/v1", "/codec")):
+                # x-public: a route without authentication (GET /v1/keys), whose only answer is 200
+                if not path.startswith(("/v1", "/codec")) or operation.pop("x-public", False):
                     continue
                 operation["security"] = [{"bearer": []}]
                 responses = operation.setdefault("responses", {})

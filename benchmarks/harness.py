@@ -29,6 +29,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
+from stores.signing import SigningKeys, directory_states
 from tests.support import DevServer, Processes, codec_keys_env, free_port
 from treatyflow.codec import CodecKeys
 from treatyflow.config import Settings
@@ -40,6 +41,7 @@ T = TypeVar("T")
 WORKER_BENCH = [sys.executable, "-m", "benchmarks.worker"]  # the production worker + the baseline
 WORKER_PRODUCTION = [sys.executable, "-m", "treatyflow.cli", "worker"]  # exactly `treatyflow worker`
 API_PRODUCTION = [sys.executable, "-m", "treatyflow.cli", "api"]  # exactly `treatyflow api`
+SIGNING_KEYS = SigningKeys.generate(directory_states()).to_json()  # the states' keys of every bench process
 
 
 def percentile(values: Iterable[float], p: float) -> float:
@@ -156,6 +158,7 @@ class Stack:
                 "TEMPORAL_ADDRESS": self.settings.temporal_address,
                 "TEMPORAL_NAMESPACE": self.settings.temporal_namespace, "TREATYFLOW_TASK_QUEUE": task_queue,
                 "TREATYFLOW_CODEC_KEYS": codec_keys_env(self.keys),
+                "TREATYFLOW_SIGNING_KEYS": SIGNING_KEYS,
                 "TREATYFLOW_DATA_DIR": str(self.workdir / "data"),
                 "TREATYFLOW_ARCHIVE_DIR": str(self.workdir / "archive"), **extra}
 

@@ -79,16 +79,21 @@ def rounds_of(total: int, rounds: int) -> list[int]:
 async def history_counts(handle: WorkflowHandle) -> dict[str, int]:
     history = await handle.fetch_history()
     kinds = Counter(e.event_type for e in history.events)
+    letters = sum(1 for e in history.events if e.HasField("activity_task_scheduled_event_attributes")
+                  and e.activity_task_scheduled_event_attributes.activity_type.name == "write_person_notice")
     return {**{name: kinds[t] for name, t in COUNTED.items()}, "events": len(history.events),
-            "history_bytes": sum(e.ByteSize() for e in history.events)}
+            "history_bytes": sum(e.ByteSize() for e in history.events), "letters": letters}
 
 
 async def shape(client: Client, real_ref: str, baseline_ref: str) -> dict[str, Any]:
     """What one real case and one baseline case recorded: the baseline is a fair one only if the
-    activities and updates are as many."""
+    activities and updates are as many — apart from the letters to the sentenced person (0.3.0,
+    after the baseline's shape was fixed: the product may do more than the baseline, which never
+    grows), counted on their own."""
     real = await history_counts(transfer_handle(client, real_ref))
     base = await history_counts(client.get_workflow_handle(baseline_workflow_id(baseline_ref)))
-    matches = real["activities"] == base["activities"] == ACTIVITIES and real["updates"] == base["updates"] == UPDATES
+    matches = (real["activities"] - real["letters"] == base["activities"] == ACTIVITIES
+               and real["updates"] == base["updates"] == UPDATES)
     return {"real": real, "baseline": base, "matches": matches}
 
 

@@ -167,7 +167,8 @@ def markdown(results: dict[str, Any]) -> str:
                     f"{p['rounds']} alternated rounds). CPU ratio (baseline/transfer CPU per case of server + worker): "
                     f"{p['cpu_ratio']}.",
                 f"Shape check (one case of each): transfer {p['shape']['real']}, baseline {p['shape']['baseline']}; "
-                f"activities and updates {'match' if p['shape']['matches'] else '**DO NOT MATCH**'}.",
+                f"activities (less the transfer's {p['shape']['real']['letters']} letters to the person, which the "
+                f"baseline predates) and updates {'match' if p['shape']['matches'] else '**DO NOT MATCH**'}.",
                 "", table(["side", "call", "n", "p50 ms", "p95 ms", "max ms"],
                           latency_rows(("transfer", p["real"]["latency_ms"]),
                                        ("baseline", p["baseline"]["latency_ms"])))]

@@ -8,9 +8,10 @@ import json
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
 from domain.case import CaseEvent, PendingAction
+from domain.documents import DocumentId, DocumentRecord
 from domain.dual_criminality import assess_dual_criminality
 from domain.parties import responsible_authority
 from domain.reference import COERCIVE_MEASURES, MeasureKind, Reference, Treaty
@@ -111,15 +112,23 @@ class Authorisation(Body):
 
 
 class EvidenceItem(Body):
+    """An item of evidence: its digest, given (``sha256``) or that of an ``evidence`` document of
+    the measure stored in the case file (``document_id``; the API puts the stored digest in
+    ``sha256``, so the manifest is over digests either way)."""
+
     item_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
     description: Text
-    sha256: Sha256
+    document_id: DocumentId | None = None
+    sha256: Sha256 | None = Field(default=None, validate_default=True)
     collected_on: Day
 
     @field_validator("sha256")
     @classmethod
-    def _lower(cls, digest: str) -> str:
-        return digest.lower()
+    def _digest(cls, digest: str | None, info: ValidationInfo) -> str | None:
+        if digest is None and info.data.get("document_id") is None:
+            raise ValueError("is required: give the digest of the evidence, or the document_id of an evidence "
+                             "document of this measure")
+        return digest.lower() if digest else digest
 
 
 class MeasureResult(Body):
@@ -173,6 +182,9 @@ class ManifestItem(BaseModel):
 class Results(BaseModel):
     manifest_sha256: str
     items: list[ManifestItem]
+    # the requested state's JWS (compact, detached payload, EdDSA) over ``manifest_bytes(items)``;
+    # None in results built before manifests were signed (their histories still replay)
+    signature: str | None = None
 
 
 class AssistanceView(BaseModel):
@@ -196,6 +208,7 @@ class AssistanceView(BaseModel):
     pending_actions: list[PendingAction] = []
     overdue: bool = False
     events: list[CaseEvent] = []
+    documents: list[DocumentRecord] = []  # the case file (API.md): metadata and digests, the contents elsewhere
 
 
 # --- rules ---------------------------------------------------------------------------------
@@ -253,9 +266,14 @@ def manifest(measures: list[MeasureView]) -> Results:
     items = sorted((ManifestItem(measure_id=m.id, item_id=e.item_id, description=e.description,
                                  sha256=e.sha256, collected_on=e.collected_on)
                     for m in measures for e in m.evidence), key=lambda i: (i.measure_id, i.item_id))
-    encoded = json.dumps([i.model_dump(mode="json") for i in items], sort_keys=True, separators=(",", ":"),
-                         ensure_ascii=False)
-    return Results(manifest_sha256=hashlib.sha256(encoded.encode("utf-8")).hexdigest(), items=items)
+    return Results(manifest_sha256=hashlib.sha256(manifest_bytes(items)).hexdigest(), items=items)
+
+
+def manifest_bytes(items: list[ManifestItem]) -> bytes:
+    """The bytes the manifest's digest and its signature are both over (API.md): the UTF-8 JSON
+    encoding of the items, keys sorted, no whitespace, non-ASCII characters as they are."""
+    return json.dumps([i.model_dump(mode="json") for i in items], sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False).encode("utf-8")
 
 
 def request_outcome(measures: list[MeasureView]) -> Literal["completed", "partially_completed", "unsuccessful"]:

@@ -79,9 +79,12 @@ class Notice(BaseModel):
 
 class Assignment(BaseModel):
     """Who of an authority handles what a case awaits from it: a user name of that authority, or
-    None to give the item back (unassigned)."""
+    None to give the item back (unassigned). ``index``: the blind index of ``authority/user``
+    (``domain.names.assignee_index``), computed by the web application, which holds the key — the
+    workflow never sees a key; it publishes the index for the inbox's "mine"."""
 
     user: str | None = Field(None, pattern=r"^[a-z][a-z0-9._-]{2,31}$")
+    index: str | None = Field(None, pattern=r"^[0-9a-f]{32}$")
 
 
 class RequestSeal(BaseModel):

@@ -23,6 +23,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError, core_schema
 
 from domain.case import CaseEvent, PendingAction
+from domain.documents import DocumentRecord
 from domain.term import full_term_end
 
 
@@ -107,6 +108,7 @@ class Person(Body):
     full_name: Name
     date_of_birth: Day  # in the past: checked at intake (domain.intake), it needs the clock
     citizenships: Annotated[list[StateCode], Field(min_length=1), AtMost(20, "citizenships")]
+    language: Literal["ru", "en"] = "ru"  # of the letters the system writes to the person (API.md)
 
 
 class Offence(Body):
@@ -191,7 +193,7 @@ class TransferRequest(Body):
 
     # fields added after cases were opened: left out of the request's digest while they hold their
     # default, so that the digest of a request opened before them does not change
-    DIGEST_OMITS_DEFAULTS: ClassVar[tuple[str, ...]] = ("initiated_by", "previous_reference")
+    DIGEST_OMITS_DEFAULTS: ClassVar[tuple[str, ...]] = ("initiated_by", "previous_reference", "person.language")
 
     @model_validator(mode="after")
     def _consistent(self) -> TransferRequest:
@@ -208,9 +210,13 @@ def request_digest(request: BaseModel) -> str:
     """SHA-256 of the request's canonical JSON (keys sorted, defaults applied, except those of
     fields added later: ``DIGEST_OMITS_DEFAULTS``)."""
     dumped = request.model_dump(mode="json")
-    for name in getattr(request, "DIGEST_OMITS_DEFAULTS", ()):
-        if getattr(request, name) == type(request).model_fields[name].default:
-            dumped.pop(name)
+    for path in getattr(request, "DIGEST_OMITS_DEFAULTS", ()):  # "field" or "field.subfield"
+        *parents, name = path.split(".")
+        model, values = request, dumped
+        for parent in parents:
+            model, values = getattr(model, parent), values[parent]
+        if getattr(model, name) == type(model).model_fields[name].default:
+            values.pop(name)
     body = json.dumps(dumped, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(body.encode()).hexdigest()
 
@@ -384,3 +390,4 @@ class TransferView(BaseModel):
     pending_actions: list[PendingAction] = []
     overdue: bool = False
     events: list[CaseEvent] = []
+    documents: list[DocumentRecord] = []  # the case file (API.md): metadata and digests, the contents elsewhere

@@ -42,7 +42,11 @@ class User(BaseModel):
     display_name: str = Field(min_length=1, max_length=100)
     senior: bool = False  # may assign work to colleagues
     disabled: bool = False  # may not sign in
-    password_hash: str = Field(pattern=r"^\$argon2id\$", repr=False)
+    # None: the user signs in only through the identity provider (``users add --no-password``)
+    password_hash: str | None = Field(default=None, pattern=r"^\$argon2id\$", repr=False)
+    # the identity provider's "<issuer> <sub>" of this user, bound at their first sign-in through it:
+    # the provider's user name may change hands, its subject never does
+    oidc_subject: str | None = None
     created_at: AwareDatetime
     password_changed_at: AwareDatetime
 
@@ -93,13 +97,14 @@ def _verify(password_hash: str, password: str) -> bool:
 
 
 def verify_password(user: User, password: str) -> bool:
-    """Whether ``password`` is ``user``'s; always False for a disabled user (after the same work)."""
-    return _verify(user.password_hash, password) and not user.disabled
+    """Whether ``password`` is ``user``'s; always False for a disabled user or one without a
+    password (after the same work)."""
+    return _verify(user.password_hash or _dummy_hash(), password) and bool(user.password_hash) and not user.disabled
 
 
 def needs_rehash(user: User) -> bool:
     """Whether ``user``'s hash was made with other parameters than the hasher's current ones."""
-    return HASHER.check_needs_rehash(user.password_hash)
+    return bool(user.password_hash) and HASHER.check_needs_rehash(user.password_hash)
 
 
 @cache
@@ -115,16 +120,19 @@ def check_authority(authority_id: str) -> None:
                                "(domain/data/authorities.json); give an id such as kz-gpo")
 
 
-def new_user(username: str, *, authority: str, display_name: str, password: str, senior: bool = False,
+def new_user(username: str, *, authority: str, display_name: str, password: str | None, senior: bool = False,
              now: datetime | None = None) -> User:
-    """A user to add, its password checked against the policy and hashed."""
+    """A user to add, its password checked against the policy and hashed (None: no password, the
+    user signs in through the identity provider only)."""
     if not USERNAME.match(username):
         raise ValueError(f"user name {username!r}: 3 to 32 characters, a lower-case letter first, then "
                          "lower-case letters, digits, '.', '_' or '-'")
-    check_password_policy(username, password)
+    if password is not None:
+        check_password_policy(username, password)
     now = now or datetime.now(timezone.utc)
     return User(username=username, authority=authority, display_name=display_name, senior=senior,
-                password_hash=hash_password(password), created_at=now, password_changed_at=now)
+                password_hash=hash_password(password) if password is not None else None, created_at=now,
+                password_changed_at=now)
 
 
 def with_password(user: User, password: str, now: datetime | None = None) -> User:

@@ -14,6 +14,7 @@ import pytest_asyncio
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from stores.signing import SigningKeys, directory_states
 from tests.support import DevServer, Processes, free_port, serve
 from treatyflow.client import data_converter
 from treatyflow.codec import CodecKeys
@@ -26,6 +27,11 @@ from worker import create_worker
 # One codec key for the test session, never written anywhere: every client encrypts with it.
 CODEC_KEYS = CodecKeys(current="test-session", keys={"test-session": os.urandom(32)})
 DATA_CONVERTER = data_converter(CODEC_KEYS)
+# The states' signing keys of the test session, never written anywhere: given to every worker and
+# API of this process as production gives them (TREATYFLOW_SIGNING_KEYS), so they sign and publish
+# the same keys whatever their mode and data directory.
+SIGNING_KEYS = SigningKeys.generate(directory_states())
+os.environ["TREATYFLOW_SIGNING_KEYS"] = SIGNING_KEYS.to_json()
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
@@ -44,7 +50,8 @@ async def dev_env(tmp_path_factory) -> AsyncIterator[WorkflowEnvironment]:
 async def dev_settings(dev_env: WorkflowEnvironment, tmp_path_factory) -> AsyncIterator[Settings]:
     """A real worker with the real activities on the session's dev server."""
     settings = Settings(task_queue=f"tests-{uuid.uuid4().hex[:8]}",
-                        archive_dir=Path(tmp_path_factory.mktemp("archive")), codec_keys=CODEC_KEYS)
+                        archive_dir=Path(tmp_path_factory.mktemp("archive")), codec_keys=CODEC_KEYS,
+                        documents_dir=Path(tmp_path_factory.mktemp("documents")))
     async with create_worker(dev_env.client, settings):
         yield settings
 

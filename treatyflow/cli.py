@@ -34,16 +34,23 @@ Configuration comes from the environment (defaults in brackets):
   data          TREATYFLOW_DATA_DIR [.data], TREATYFLOW_ARCHIVE_DIR [<data dir>/archive],
                 TREATYFLOW_ARCHIVE_URL [none; postgresql://... for a shared archive],
                 TREATYFLOW_USERS_URL [the archive's URL; none: <data dir>/users.json],
+                TREATYFLOW_DOCUMENTS_DIR [<data dir>/documents], TREATYFLOW_DOCUMENTS_URL [the archive's
+                URL; none: files], TREATYFLOW_DOCUMENT_LIMIT_BYTES [20971520],
                 TREATYFLOW_RETENTION_DAYS [3650]
   keys          TREATYFLOW_CODEC_KEYS or TREATYFLOW_CODEC_KEYS_FILE [dev: <data dir>/codec-keys.json],
                 TREATYFLOW_API_KEYS or TREATYFLOW_API_KEYS_FILE (SHA-256 hashes), TREATYFLOW_MODE [production;
-                `up` sets dev: demo keys demo-<authority id>]
+                `up` sets dev: demo keys demo-<authority id>], the states' signing keys TREATYFLOW_SIGNING_KEYS
+                or TREATYFLOW_SIGNING_KEYS_FILE [dev: <data dir>/signing-keys.json]
   API           TREATYFLOW_API_HOST [127.0.0.1], TREATYFLOW_API_PORT [8000], TREATYFLOW_API_TIMEOUT [10],
                 TREATYFLOW_RATE_LIMIT [50/s], TREATYFLOW_MAX_BODY_BYTES [1048576],
                 TREATYFLOW_STATS_MAX_AGE [3 s: how old /v1/stats and the /metrics gauges may be],
                 TREATYFLOW_STATS_CONCURRENCY [2 visibility counts at once for stats and metrics],
                 TREATYFLOW_UI_ORIGIN [http://localhost:8233; comma separated; a loopback origin admits
                 localhost and 127.0.0.1 alike], TREATYFLOW_UI_PORT [8233]
+  web sign-in   TREATYFLOW_OIDC_ISSUER [none: passwords and keys only], TREATYFLOW_OIDC_CLIENT_ID,
+                TREATYFLOW_OIDC_CLIENT_SECRET or TREATYFLOW_OIDC_CLIENT_SECRET_FILE, TREATYFLOW_OIDC_NAME,
+                TREATYFLOW_OIDC_USERNAME_CLAIM [preferred_username], TREATYFLOW_OIDC_REDIRECT_URL
+                [<the request's site>/sign-in/oidc/callback]
   operators     TREATYFLOW_OPERATOR_TOKEN_HASH [none: SHA-256 hex of the operators' token, comma
                 separated; the only credential of /metrics outside dev mode and of the codec endpoints]
   logs          TREATYFLOW_LOG_LEVEL [INFO]
@@ -77,11 +84,15 @@ def main(argv: list[str] | None = None) -> None:
     add.add_argument("--authority", required=True, help="the user's authority id, e.g. kz-gpo")
     add.add_argument("--name", required=True, help="the name shown for the user, e.g. \"Aigerim Nurlanovna\"")
     add.add_argument("--senior", action="store_true", help="the user may assign work to colleagues")
+    add.add_argument("--no-password", action="store_true",
+                     help="no password: the user signs in only through the identity provider (TREATYFLOW_OIDC_*)")
     for name, text in (("disable", "the user can no longer sign in (the account is kept)"),
                        ("enable", "a disabled user can sign in again"),
-                       ("reset-password", "give the user a new password")):
+                       ("reset-password", "give the user a new password"),
+                       ("unbind", "forget the identity provider's account bound at the user's first sign-in "
+                                  "through it (the next one binds again)")):
         accounts.add_parser(name, help=text).add_argument("username")
-    accounts.add_parser("list", help="every user: user name, authority, name, senior, disabled (never a hash)")
+    accounts.add_parser("list", help="every user: user name, authority, name, senior, disabled, whether it has a password (never a hash)")
     for name in ("add", "reset-password"):
         accounts.choices[name].add_argument("--password-stdin", action="store_true",
                                             help="read the password from one line of stdin (for scripts) "
@@ -150,6 +161,9 @@ def up(settings: Settings, *, with_worker: bool) -> int:
         _say(refused)
         return 1
     codec_keys(settings)  # the local key file exists (or fails loudly) before anything starts
+    if with_worker:  # and the states' signing keys, which the worker and the API read alike
+        from stores.signing import configured_signing_keys
+        configured_signing_keys(os.environ, settings.data_dir, dev_mode=settings.dev_mode)
     if stop_asked():
         return 0
     log = settings.data_dir.resolve() / "temporal-server.log"
@@ -541,12 +555,15 @@ async def manage_users(args: argparse.Namespace, settings: Settings) -> int:
             if await store.get(name) is not None:
                 raise UserExists(f"user {name!r} already exists")
             user = new_user(name, authority=args.authority, display_name=args.name, senior=args.senior,
-                            password=_new_password(args))
+                            password=None if args.no_password else _new_password(args))
             await store.add(user)
             print(f"user {name} added ({user.authority}{', senior' if user.senior else ''})")
         elif command in ("disable", "enable"):
             await store.update(name, lambda user: user.model_copy(update={"disabled": command == "disable"}))
             print(f"user {name} {command}d")
+        elif command == "unbind":
+            await store.update(name, lambda user: user.model_copy(update={"oidc_subject": None}))
+            print(f"user {name}: no identity provider account bound")
         else:  # reset-password
             user = await store.get(name)
             if user is None:
@@ -579,9 +596,9 @@ def _print_users(users: list) -> None:
     if not users:
         print("no users yet: add one with `treatyflow users add`")
         return
-    rows = [("USERNAME", "AUTHORITY", "NAME", "SENIOR", "DISABLED")] + [
-        (u.username, u.authority, u.display_name, "yes" if u.senior else "no", "yes" if u.disabled else "no")
-        for u in users]
+    rows = [("USERNAME", "AUTHORITY", "NAME", "SENIOR", "DISABLED", "PASSWORD")] + [
+        (u.username, u.authority, u.display_name, "yes" if u.senior else "no", "yes" if u.disabled else "no",
+         "yes" if u.password_hash else "no") for u in users]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())

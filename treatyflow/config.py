@@ -22,6 +22,11 @@ class Settings:
     # postgresql://... : the user accounts (stores/users.py) in PostgreSQL instead of <data dir>/users.json;
     # by default the archive's URL, so a cluster keeps its users in the same database
     users_url: str | None = None
+    # postgresql://... : the case file's documents (stores/documents.py) in PostgreSQL instead of
+    # <data dir>/documents; by default the archive's URL, like the users
+    documents_dir: Path = Path(".data/documents")  # the document store's files (no documents_url)
+    documents_url: str | None = None
+    document_limit_bytes: int = 20 * 1_048_576  # the largest document an upload may store (20 MiB)
     ui_port: int = 8233
     log_level: str = "INFO"
     retention_days: int = 3650
@@ -43,6 +48,14 @@ class Settings:
     operator_token_hash: str = ""
     stats_max_age: float = 3.0  # seconds a /v1/stats answer (and the /metrics case gauges) may be old
     stats_concurrency: int = 2  # visibility counts stats and metrics may run at once, all callers together
+    # signing in to the web application through an identity provider (OpenID Connect), as well as
+    # with a password: the issuer's URL, this client's id and secret at it (web/oidc.py)
+    oidc_issuer: str | None = None
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    oidc_name: str = ""  # the provider's name on the sign-in page, e.g. "GPO ID"; none: "your organisation"
+    oidc_username_claim: str = "preferred_username"  # the ID token's claim holding the treatyflow user name
+    oidc_redirect_url: str | None = None  # <this site>/sign-in/oidc/callback as registered; none: from the request
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -56,6 +69,9 @@ class Settings:
             archive_dir=Path(env.get("TREATYFLOW_ARCHIVE_DIR", str(data_dir / "archive"))),
             archive_url=env.get("TREATYFLOW_ARCHIVE_URL") or None,
             users_url=env.get("TREATYFLOW_USERS_URL") or env.get("TREATYFLOW_ARCHIVE_URL") or None,
+            documents_dir=Path(env.get("TREATYFLOW_DOCUMENTS_DIR", str(data_dir / "documents"))),
+            documents_url=env.get("TREATYFLOW_DOCUMENTS_URL") or env.get("TREATYFLOW_ARCHIVE_URL") or None,
+            document_limit_bytes=int(env.get("TREATYFLOW_DOCUMENT_LIMIT_BYTES", cls.document_limit_bytes)),
             ui_port=int(env.get("TREATYFLOW_UI_PORT", cls.ui_port)),
             log_level=env.get("TREATYFLOW_LOG_LEVEL", cls.log_level).upper(),
             retention_days=int(env.get("TREATYFLOW_RETENTION_DAYS", cls.retention_days)),
@@ -74,4 +90,17 @@ class Settings:
             worker_metrics=env.get("TREATYFLOW_WORKER_METRICS") or None,
             workflow_cache=int(env.get("TREATYFLOW_WORKFLOW_CACHE", cls.workflow_cache)),
             webhooks_file=Path(env["TREATYFLOW_WEBHOOKS_FILE"]) if env.get("TREATYFLOW_WEBHOOKS_FILE") else None,
+            oidc_issuer=env.get("TREATYFLOW_OIDC_ISSUER") or None,
+            oidc_client_id=env.get("TREATYFLOW_OIDC_CLIENT_ID", ""),
+            oidc_client_secret=_secret(env, "TREATYFLOW_OIDC_CLIENT_SECRET"),
+            oidc_name=env.get("TREATYFLOW_OIDC_NAME", ""),
+            oidc_username_claim=env.get("TREATYFLOW_OIDC_USERNAME_CLAIM", cls.oidc_username_claim),
+            oidc_redirect_url=env.get("TREATYFLOW_OIDC_REDIRECT_URL") or None,
         )
+
+
+def _secret(env: dict[str, str], name: str) -> str:
+    """``name``'s value, or the content of the file ``<name>_FILE`` names (a mounted secret)."""
+    if env.get(f"{name}_FILE"):
+        return Path(env[f"{name}_FILE"]).read_text().strip()
+    return env.get(name, "")

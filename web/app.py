@@ -12,7 +12,7 @@ from temporalio.client import Client
 from api.app import create_app as create_api
 from stores.users import open_users
 from treatyflow.config import Settings
-from web import filing, pages
+from web import case_file, filing, oidc, pages
 
 
 def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
@@ -25,10 +25,14 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
 def install(app: FastAPI, settings: Settings) -> None:
     """After the API's routes and error handlers: the pages at ``/``, the static files at
     ``/static``, and error answers as pages for every path that is not the API's; the users'
-    accounts (in the data directory, or PostgreSQL) and the limits of signing in."""
+    accounts (in the data directory, or PostgreSQL), the identity provider when one is configured, and
+    the limits of signing in."""
     app.state.users = open_users(settings.users_url, settings.data_dir)
     app.state.sign_in_limits = pages.SignInLimits()
+    app.state.oidc = oidc.Provider.of(settings)  # None: passwords (and keys) only
+    app.include_router(oidc.router)
     app.include_router(filing.router)  # /assistance-requests/new before pages' /assistance-requests/{reference}
+    app.include_router(case_file.router)  # /transfers/{reference}/documents before pages' /transfers/{reference}/{act}
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="web-static")
     pages.install_errors(app)

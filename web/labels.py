@@ -84,6 +84,20 @@ LABELS: dict[str, str] = {
     "sentenced_person": N_("the sentenced person"),
     "sentencing_state": N_("the sentencing state"),
     "administering_state": N_("the administering state"),
+    # documents of the case file (their types)
+    "judgment": N_("Judgment"),
+    "sentence_statement": N_("Statement of the sentence served"),
+    "declaration": N_("Declaration of the sentenced person"),
+    "law_text": N_("Text of the law"),
+    "medical_report": N_("Medical report"),
+    "translation": N_("Translation"),
+    "decision": N_("Decision"),
+    "other": N_("Other document"),
+    "person_notice": N_("Letter to the sentenced person"),
+    "request_letter": N_("Letter of request"),
+    "court_order": N_("Court order"),
+    "evidence": N_("Evidence"),
+    "execution_report": N_("Report on execution"),
 }
 
 # the procedure of a transfer, in order, for the timeline (a case passes some of them)

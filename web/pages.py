@@ -25,14 +25,16 @@ from starlette.datastructures import FormData
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api import assistance, common, transfers
+from api import assistance, common, documents, transfers
 from api.body import utc_today
 from api.engine import act_refused, within
 from api.errors import ApiError
 from api.found import REFERENCE
 from api.limits import TokenBucket
+from api.listing import Inbox, Whose, assignment_index
 from domain.assistance import MeasureId
 from domain.case import Actor, Assignment
+from domain.documents import DOCUMENT_TYPES
 from domain.reference import Authority
 from stores.users import authenticate
 from treatyflow.cases import case_handle, measure_handle
@@ -41,7 +43,7 @@ from web.labels import LABELS, TRANSFER_STAGES, N_
 from web.messages import in_language
 from web.session import CSRF_FIELD, Session, csrf_valid, keep, read_session
 from workflows.case import Procedure
-from workflows.kinds import KINDS
+from workflows.kinds import ASSISTANCE, KINDS, TRANSFER
 
 log = structlog.get_logger("treatyflow.web")
 
@@ -258,25 +260,30 @@ async def choose_language(request: Request) -> Response:
 # ---- the inbox and the lists ----------------------------------------------------------------------
 
 MEASURE_ID = TypeAdapter(MeasureId)
-SHOWN = {"mine": lambda item, user: item.assigned_to == user, "unassigned": lambda item, user: not item.assigned_to,
-         "all": lambda item, user: True}
+SHOWN = ("mine", "unassigned", "all")
 
 
 @router.get("/inbox")
 async def inbox_page(request: Request, kind: str | None = None, show: str = "all",
                      page_token: str | None = None) -> Response:
-    """A page of the inbox as the API gives it (50 items, the soonest due first within the page,
-    as the API orders them), then the next page."""
+    """A page of the inbox as the API gives it (50 items, the soonest due first within the page),
+    then the next page. "Mine" and "unassigned" are the API's query over the whole inbox (``Whose``),
+    never a filter of one page; signed in with a key, nobody is "me", and "mine" is empty."""
     who = await signed_in(request)
     session = read_session(request)
-    inbox = await common.read_inbox(through_api(request), who, page_size=50, page_token=page_token or None)
-    shown = SHOWN.get(show, SHOWN["all"])
-    items = sorted((i for i in inbox.items if kind in (None, "", i.kind) and shown(i, session.user)),
+    show = show if show in SHOWN else "all"
+    whose = {"mine": Whose("mine", session.user), "unassigned": Whose("unassigned")}.get(show)
+    if show == "mine" and session.user is None:
+        inbox = Inbox(items=[], next_page_token=None)
+    else:
+        inbox = await common.read_inbox(through_api(request), who, page_size=50, page_token=page_token or None,
+                                        whose=whose)
+    items = sorted((i for i in inbox.items if kind in (None, "", i.kind)),
                    key=lambda i: (i.due_on is None, i.due_on or 0))
     user = await request.app.state.users.get(session.user) if session.user else None
     colleagues = [u.username for u in await request.app.state.users.all()
                   if u.authority == who.id and not u.disabled] if user and user.senior else []
-    return render(request, "inbox.html", items=items, kind=kind or "", show=show if show in SHOWN else "all",
+    return render(request, "inbox.html", items=items, kind=kind or "", show=show,
                   colleagues=colleagues, today=utc_today(), next_page_token=inbox.next_page_token)
 
 
@@ -310,9 +317,11 @@ async def assign(request: Request) -> Response:
         raise ApiError(404, "not_found", "no such case")
     client = request.app.state.client
     handle = measure_handle(client, reference, measure_id) if measure_id else case_handle(client, kind, reference)
+    # the blind index of who now handles it (the key stays here: the workflow publishes the hash)
+    assignment = Assignment(user=target, index=assignment_index(request, who.id, target) if target else None)
     try:
         await within(request.app.state.settings.api_timeout, handle.execute_update(
-            Procedure.assign, args=[Actor(authority=who.id, user=session.user), Assignment(user=target)]))
+            Procedure.assign, args=[Actor(authority=who.id, user=session.user), assignment]))
     except WorkflowUpdateFailedError as err:
         raise act_refused(err) from None
     except RPCError as err:
@@ -448,6 +457,8 @@ async def transfer_page(request: Request, reference: str, status: int = 200, **c
                *(treaty.transfer.refusal_grounds.value if treaty and treaty.transfer else [])]
     return render(request, "transfer.html", status=status, view=view, acts=mine, withdrawable=withdrawable,
                   paths=ACT_PATHS, grounds=grounds, timeline=timeline(view), today=utc_today(),
+                  uploading=documents.may_upload(who, TRANSFER, view), document_types=DOCUMENT_TYPES["transfer"],
+                  case_path=f"/transfers/{quote(reference)}",
                   errors=context.pop("errors", {}), values=context.pop("values", {}),
                   form_of=context.pop("form_of", ""), **context)
 
@@ -464,7 +475,7 @@ def timeline(view: Any) -> list[tuple[str, str]]:
 
 @router.get("/transfers/{reference}")
 async def transfer(request: Request, reference: str) -> Response:
-    done = TRANSFER_ACTS.get(request.query_params.get("done", ""))
+    done = (TRANSFER_ACTS | DOCUMENT_ACTS).get(request.query_params.get("done", ""))
     return await transfer_page(request, reference, flash=done[2] if done else None)
 
 
@@ -513,6 +524,9 @@ TRANSFER_ACTS: dict[str, Act] = {
     "handover": (transfers.confirm_handover, handover_body, N_("Handover confirmed.")),
     "withdrawal": (transfers.withdraw, withdrawal_body, N_("Case withdrawn.")),
 }
+
+
+DOCUMENT_ACTS: dict[str, Act] = {"documents": (documents.upload, dict, N_("Document added."))}  # web/case_file.py
 
 
 async def take(request: Request, acts: dict[str, Act], act: str, case_path: str,
@@ -596,13 +610,15 @@ async def request_page(request: Request, reference: str, status: int = 200, **co
                   withdrawable=(view.stage not in ASSISTANCE_STAGES[4:] and who.state == view.requesting_state
                                 and who.role == "central_authority"),
                   grounds=treaty.assistance.refusal_grounds.value if treaty and treaty.assistance else [],
+                  uploading=documents.may_upload(who, ASSISTANCE, view),
+                  document_types=DOCUMENT_TYPES["assistance"], case_path=f"/assistance-requests/{quote(reference)}",
                   today=utc_today(), errors=context.pop("errors", {}), values=context.pop("values", {}),
                   form_of=context.pop("form_of", ""), evidence_rows=context.pop("evidence_rows", [0]), **context)
 
 
 @router.get("/assistance-requests/{reference}")
 async def request_case(request: Request, reference: str) -> Response:
-    done = (REQUEST_ACTS | MEASURE_ACTS).get(request.query_params.get("done", ""))
+    done = (REQUEST_ACTS | MEASURE_ACTS | DOCUMENT_ACTS).get(request.query_params.get("done", ""))
     return await request_page(request, reference, flash=done[2] if done else None)
 
 

@@ -26,11 +26,12 @@ with workflow.unsafe.imports_passed_through():
         InformationAnswer, MeasureView, Results, Review, refusal_grounds_of, request_outcome,
     )
     from domain.case import Actor, CaseEvent, PendingAction, acting
+    from domain.documents import DocumentRecord
     from domain.parties import StateAuthorities
     from domain.reference import Treaty
     from workflows.rejection import and_list, conflict, invalid, or_list
 
-from workflows.case import STEP, CaseWithdrawn, CaseWorkflow
+from workflows.case import INBOX_ASSIGNMENTS, STEP, CaseWithdrawn, CaseWorkflow
 from workflows.measure import EVIDENCE_BUDGET, MeasureOrder, MeasureWorkflow, measure_workflow_id
 
 
@@ -44,6 +45,10 @@ class Resumption(BaseModel):
     measures: list[MeasureView]
     events: list[CaseEvent]
     open_requests: int
+    # who handles what the request awaits, and its blind index (Procedure.assigned, .assignment_index)
+    assigned: dict[str, str] = {}
+    assignment_index: dict[str, str] = {}
+    documents: list[DocumentRecord] = []  # the case file's records (the contents are in the document store)
 
 
 class OpenAssistance(BaseModel):
@@ -84,6 +89,9 @@ class AssistanceWorkflow(CaseWorkflow):
             self.measures = {m.id: m for m in case.resumed.measures}
             self.events = list(case.resumed.events)
             self.open_requests = case.resumed.open_requests
+            self.assigned = dict(case.resumed.assigned)
+            self.assignment_index = dict(case.resumed.assignment_index)
+            self.documents = list(case.resumed.documents)
             self.intake_done = True
 
     # ---- the procedure ------------------------------------------------------------------
@@ -94,6 +102,8 @@ class AssistanceWorkflow(CaseWorkflow):
             refusal = await self.intake()
             if refusal is not None:
                 return refusal
+        elif self.assigned and workflow.patched(INBOX_ASSIGNMENTS):  # a new run's memo is its start's
+            workflow.upsert_memo({"assigned": dict(self.assigned)})
         try:
             while True:
                 review = await self.await_review(case)
@@ -138,8 +148,10 @@ class AssistanceWorkflow(CaseWorkflow):
     async def continue_as_new_if_long(self, case: OpenAssistance) -> None:
         """A request that went round its review many times (information asked and answered,
         postponements) continues as a new run before its history nears the engine's limits: the
-        same workflow id, the same view, its trail kept; the new run resumes at the review (once
-        the act that brought it back there has had its answer)."""
+        same workflow id, the same view, its trail and who handles what it awaits kept (the new
+        run's memo is the one the request was started with: the new run upserts ``assigned`` again);
+        the new run resumes at the review (once the act that brought it back there has had its
+        answer)."""
         info = workflow.info()
         if not (info.is_continue_as_new_suggested() or info.get_current_history_length() > case.continue_after_events):
             return
@@ -150,7 +162,8 @@ class AssistanceWorkflow(CaseWorkflow):
         assert self.treaty is not None
         workflow.continue_as_new(case.model_copy(update={"resumed": Resumption(
             opened_at=self.opened_at, treaty=self.treaty, authorities=list(self.authorities.values()),
-            measures=list(self.measures.values()), events=self.events, open_requests=self.open_requests)}))
+            measures=list(self.measures.values()), events=self.events, open_requests=self.open_requests,
+            assigned=self.assigned, assignment_index=self.assignment_index, documents=self.documents)}))
 
     async def check_scope(self) -> bool:
         """False when the coverage of the treaty could not be established (a permanent failure)."""
@@ -333,7 +346,7 @@ class AssistanceWorkflow(CaseWorkflow):
             urgent=self.request.urgent, confidential=self.confidential, respond_by=self.request.respond_by,
             postponed_until=self.postponed_until, questions=self.questions if self.stage == "awaiting_information"
             else None, measures=measures, results=self.results, pending_actions=pending,
-            overdue=any(p.overdue for p in pending), events=events)
+            overdue=any(p.overdue for p in pending), events=events, documents=list(self.documents))
 
     # ---- the state of the request ----------------------------------------------------------
 

@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         Action, Actor, ArchivedCase, Assignment, CaseEvent, Notice, PendingAction, RequestSeal, acting, due_day,
         end_of_day,
     )
+    from domain.documents import DocumentRecord
     from domain.parties import StateAuthorities
     from domain.reference import Deadlines, Treaty
     from domain.transfer import TransferView, request_digest
@@ -46,6 +47,10 @@ NOTICE = dict(start_to_close_timeout=timedelta(seconds=30), schedule_to_close_ti
 # 0.3.0: search attributes are upserted once per workflow task and only those that changed; a case
 # holds them back while its intake runs (the start attributes name its kind, states and stage)
 PUBLISH_CHANGES = "publish-changes"
+# 0.3.0: an assignment is published for the inbox's "mine" and "unassigned" (InboxAssignments,
+# upserted by the `assign` update), and ends — memo and attribute — when its authority has nothing
+# of the procedure left to do
+INBOX_ASSIGNMENTS = "inbox-assignments"
 
 Kind = Literal["transfer", "assistance"]
 CaseView = Annotated[TransferView | AssistanceView, Field(discriminator="kind")]
@@ -85,6 +90,7 @@ class Procedure:
         self.outcome: str | None = None  # a case's, once closed
         self.publishing = False  # changes to publish at the end of this workflow task
         self.assigned: dict[str, str] = {}  # authority id → the user of it who handles what this awaits
+        self.assignment_index: dict[str, str] = {}  # authority id → the blind index of authority/user
 
     # ---- what a procedure supplies ----------------------------------------------------------
 
@@ -149,7 +155,17 @@ class Procedure:
             if self.pending else sa.AWAITING_AUTHORITIES.value_unset(),
             sa.ACTION_DUE_AT.value_set(self.due_at) if self.due_at else sa.ACTION_DUE_AT.value_unset(),
             *([sa.CASE_CONFIDENTIAL.value_set(self.confidential)] if self.kind == "assistance" else []),
+            self.assignments(),
         ]
+
+    def assignments(self) -> SearchAttributeUpdate:
+        """InboxAssignments: for each authority this awaits, the blind index of the person of it who
+        took the item, or ``unassigned:<authority>`` (an item taken before the index existed has
+        neither until it is taken again)."""
+        values = [self.assignment_index.get(a, "") if a in self.assigned else sa.unassigned(a)
+                  for a in sorted({p.authority for p in self.pending})]
+        values = [v for v in values if v]
+        return sa.INBOX_ASSIGNMENTS.value_set(values) if values else sa.INBOX_ASSIGNMENTS.value_unset()
 
     def searchable(self) -> bool:
         """Whether changed attributes go to the server now (a case holds them back during intake)."""
@@ -189,15 +205,36 @@ class Procedure:
     @workflow.update
     async def assign(self, by: str | Actor, assignment: Assignment) -> None:
         """A person of an authority this awaits takes the item, or is given it, or gives it back;
-        the case's memo (encrypted) says who, for the inbox's "mine" and "unassigned"."""
+        the case's memo (encrypted) says who, for the inbox's rows, and InboxAssignments the blind
+        index of who (``assignment.index``), for its "mine" and "unassigned"."""
         actor, user = acting(by)
         self.validate_assign(by, assignment)
         if assignment.user:
             self.assigned[actor] = assignment.user
+            if assignment.index:
+                self.assignment_index[actor] = assignment.index
+            else:  # from a client without the key: found under neither "mine" nor "unassigned"
+                self.assignment_index.pop(actor, None)
             self.record(actor, "assigned", f"to {assignment.user}", user=user)
         else:
             self.assigned.pop(actor, None)
+            self.assignment_index.pop(actor, None)
             self.record(actor, "unassigned", "", user=user)
+        workflow.upsert_memo({"assigned": dict(self.assigned)})
+        if workflow.patched(INBOX_ASSIGNMENTS) and self.searchable():
+            workflow.upsert_search_attributes([self.assignments()])
+
+    def end_assignments(self) -> None:
+        """An assignment lasts while its authority has something of this procedure to do: once it
+        has acted (or the wait ended otherwise), the next time it is awaited nobody has taken it yet.
+        The memo now; the attribute with the next publish, which the change of pending actions makes."""
+        waiting = {p.authority for p in self.pending}
+        ended = [a for a in self.assigned if a not in waiting]
+        if not ended or not workflow.patched(INBOX_ASSIGNMENTS):  # before 0.3.0 an assignment stayed
+            return
+        for authority in ended:
+            del self.assigned[authority]
+            self.assignment_index.pop(authority, None)
         workflow.upsert_memo({"assigned": dict(self.assigned)})
 
     @assign.validator
@@ -241,6 +278,7 @@ class Procedure:
                 await workflow.wait_condition(ready)
         self.pending = []
         self.due_at = None
+        self.end_assignments()
         if self.withdrawn():
             raise CaseWithdrawn
         return True
@@ -291,6 +329,7 @@ class CaseWorkflow(Procedure):
         self.intake_done = False
         self.open_requests = 0
         self.continuing = False  # moving to a new run (continue-as-new): acts are answered "try again"
+        self.documents: list[DocumentRecord] = []  # the case file: metadata and digests, the contents elsewhere
 
     # ---- facts of the case ------------------------------------------------------------------
 
@@ -372,11 +411,13 @@ class CaseWorkflow(Procedure):
         self.outcome = outcome
         self.pending = []
         self.due_at = None
+        self.end_assignments()  # an expired wait ends here
         self.enter(outcome)
         self.record("system", "case_closed", outcome + (f": {', '.join(grounds)}" if grounds else ""))
         for state in self.states:
             if state in self.authorities:  # a state missing from the directory has no one to tell
                 self.notify(self.authorities[state].central_authority, "case_closed")
+        await self.before_archive(outcome, grounds)
         record = ArchivedCase(kind=self.kind, reference=self.reference, closed_at=workflow.now(),
                               view=self.view().model_dump(mode="json"), request_sha256=self.request_sha256)
         try:
@@ -388,6 +429,9 @@ class CaseWorkflow(Procedure):
         await asyncio.gather(*self.notices)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.view()
+
+    async def before_archive(self, outcome: str, grounds: list[str]) -> None:
+        """What a kind does once closed and before its record is archived (nothing by default)."""
 
     # ---- opening: the update and the query --------------------------------------------------
 
@@ -450,3 +494,23 @@ class CaseWorkflow(Procedure):
             raise conflict(f"the {self.noun} is already being withdrawn")
         if closing:
             raise conflict(closing)
+
+    # ---- the case file ----------------------------------------------------------------------
+
+    @workflow.update
+    async def add_document(self, by: str | Actor, document: DocumentRecord) -> None:
+        """A document stored in the document store, recorded in its case: its metadata and digest
+        (never its content; its title and file name only in the view, not in the trail)."""
+        actor, user = acting(by)
+        self.documents.append(document)
+        self.record(actor, "document_added", f"{document.type} {document.document_id}", user=user)
+
+    @add_document.validator
+    def validate_add_document(self, by: str | Actor, document: DocumentRecord) -> None:
+        self.require_ready()
+        if self.withdrawal is not None:
+            raise conflict(f"the {self.noun} is being withdrawn: no more documents can be added")
+        if self.stage in self.terminal:
+            raise conflict(f"the {self.noun} is closed ({self.stage}): no more documents can be added")
+        if any(d.document_id == document.document_id for d in self.documents):
+            raise conflict(f"document {document.document_id} is already recorded")

@@ -152,6 +152,10 @@ class MeasureWorkflow(Procedure):
                       ("central_authority", central)]
             raise not_permitted(only(f"report the result of measure {self.measure.id}",
                                      (self.requested_state, may_act)))
+        unresolved = [i for i, e in enumerate(result.evidence) if e.sha256 is None]
+        if unresolved:  # the API puts a document's stored digest in its item; a client of the engine must too
+            field = f"evidence.{unresolved[0]}.sha256"
+            raise invalid(field, f"{field} is required: the digest of the evidence document")
         today = workflow.now().date()
         late = [i for i, e in enumerate(result.evidence) if e.collected_on > today]
         if late:

@@ -1,5 +1,5 @@
 """The search attributes of every case: the one place their names and types are kept.
-None of them holds personal data (the name index is a keyed hash)."""
+None of them holds personal data (the name index and the assignments' index are keyed hashes)."""
 
 from temporalio.common import SearchAttributeKey
 
@@ -17,5 +17,17 @@ CASE_CONFIDENTIAL = SearchAttributeKey.for_bool("CaseConfidential")
 # name (domain.names; set when the case is opened)
 PERSON_NAME_INDEX = SearchAttributeKey.for_keyword("PersonNameIndex")
 
+# who handles what each awaited authority must do (the inbox's "mine" and "unassigned"), one value per
+# authority in AwaitingAuthorities: the blind index of `authority/user` (domain.names.assignee_index)
+# of the person who took it, or `unassigned:<authority>` while nobody of it has. The third and last
+# KeywordList SQL visibility allows (docs/architecture.md).
+INBOX_ASSIGNMENTS = SearchAttributeKey.for_keyword_list("InboxAssignments")
+
+
+def unassigned(authority: str) -> str:
+    """The value of InboxAssignments for an awaited authority of which nobody has taken the item."""
+    return f"unassigned:{authority}"
+
+
 ALL = (CASE_KIND, CASE_STAGE, TREATY_ID, CASE_OUTCOME, CASE_STATES, AWAITING_AUTHORITIES, ACTION_DUE_AT,
-       CASE_CONFIDENTIAL, PERSON_NAME_INDEX)
+       CASE_CONFIDENTIAL, PERSON_NAME_INDEX, INBOX_ASSIGNMENTS)

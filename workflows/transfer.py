@@ -11,6 +11,8 @@ escalation (``overdue``) after it; only the declaration's deadline ends the case
 
 from __future__ import annotations
 
+import asyncio
+import base64
 from datetime import date, timedelta
 
 from pydantic import BaseModel
@@ -19,7 +21,7 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from domain.case import Actor, acting
-    from activities import handover as handovers, intake
+    from activities import handover as handovers, intake, letters
     from domain.eligibility import Eligibility, release_date_of, unassessed
     from domain.parties import StateAuthorities
     from domain.transfer import (
@@ -32,6 +34,9 @@ with workflow.unsafe.imports_passed_through():
 from workflows.case import PUBLISH_CHANGES, STEP, CaseWithdrawn, CaseWorkflow
 
 ALWAYS_OPEN_GROUNDS = ("not_national", "state_declined")
+# 0.3.0: a letter to the sentenced person (a person_notice document of the case file) when eligibility
+# is decided, when each state decides, when the handover is arranged and when the case closes
+PERSON_NOTICES = "person-notices"
 
 
 class OpenTransfer(BaseModel):
@@ -61,6 +66,7 @@ class TransferWorkflow(CaseWorkflow):
         self.decisions: dict[str, RecordedDecision] = {}
         self.handover: Handover | None = None
         self.withdrawal: Withdrawal | None = None
+        self.letters: list[asyncio.Task[None]] = []  # to the sentenced person, being written
 
     # ---- the procedure ------------------------------------------------------------------
 
@@ -76,12 +82,14 @@ class TransferWorkflow(CaseWorkflow):
                 if not await self.await_declaration():
                     return await self.close("expired", ["no_declaration"])
             await self.check_eligibility()
-            if self.eligibility_grounds():
+            if self.eligibility_grounds():  # the closing letter says so, with the grounds: one letter
                 return await self.close("refused", self.eligibility_grounds())
+            self.write_to_person(letters.EligibilityDecided())
             if self.needs_legal_review():
                 await self.await_legal_review()
                 if self.eligibility_grounds():
                     return await self.close("refused", self.eligibility_grounds())
+                self.write_to_person(letters.EligibilityDecided())
             refusal = await self.await_consents()
             if refusal is not None:
                 return await self.close("refused", refusal.grounds)
@@ -135,8 +143,41 @@ class TransferWorkflow(CaseWorkflow):
             handovers.HandoverPlan(reference=self.reference, treaty_id=self.treaty.id, due_on=due_on),
             summary="Arrange the handover at the treaty's handover point", **STEP)
         self.record("system", "handover_arranged", f"at {self.handover.place}, by {self.handover.due_on}")
+        self.write_to_person(letters.HandoverArranged(handover=self.handover))
         for state in self.states:
             self.notify(self.authorities[state].prison_service, "handover_arranged", due_on=self.handover.due_on)
+
+    # ---- letters to the sentenced person ---------------------------------------------------
+
+    def write_to_person(self, occasion: letters.Occasion) -> None:
+        """A letter, written and kept in the case file without holding up the case; recorded
+        (``document_added``) once stored. Its document id is drawn here, so a retry stores it once."""
+        if not workflow.patched(PERSON_NOTICES):
+            return
+        document_id = "doc-" + base64.b32encode(workflow.uuid4().bytes).decode().rstrip("=").lower()
+        order = letters.PersonNoticeOrder(
+            reference=self.reference, document_id=document_id, issued_at=workflow.now(),
+            notice=letters.PersonNoticeInput(occasion=occasion, language=self.request.person.language,
+                                             facts=letters.LetterFacts.of(self.view(), self.request.person.full_name),
+                                             issued_on=workflow.now().date()))
+
+        async def write() -> None:
+            try:
+                document = await workflow.execute_activity_method(
+                    letters.Letters.write_person_notice, order, summary=f"Write to the sentenced person: {occasion.kind}",
+                    **STEP)
+            except ActivityError:  # a letter that cannot be written: people see it in the trail
+                self.record("system", "person_notice_failed", occasion.kind)
+                return
+            self.documents.append(document)
+            self.record("system", "document_added", f"{document.type} {document.document_id}")
+
+        self.letters.append(asyncio.create_task(write()))
+
+    async def before_archive(self, outcome: str, grounds: list[str]) -> None:
+        """The closing letter, and every letter still being written, in the archived case file."""
+        self.write_to_person(letters.CaseClosed(outcome=outcome, grounds=grounds))
+        await asyncio.gather(*self.letters)
 
     async def await_handover(self) -> None:
         await self.await_acts([self.administering.prison_service],
@@ -201,6 +242,7 @@ class TransferWorkflow(CaseWorkflow):
             authority=actor, at=workflow.now(), enforcement=decision.enforcement,
             converted_sentence=decision.converted_sentence)
         self.pending = [p for p in self.pending if p.authority != actor]
+        self.end_assignments()
         settles = len(self.decisions) == 2 or decision.decision == "refuse"
         if not (settles and workflow.patched(PUBLISH_CHANGES)):  # else the stage it settles publishes
             self.publish()
@@ -211,6 +253,8 @@ class TransferWorkflow(CaseWorkflow):
                     user=user)
         other = next(s for s in self.states if s != decision.state)
         self.notify(self.authorities[other].central_authority, "decision_recorded")
+        if decision.decision == "consent":  # a refusal ends the case: the closing letter says it, with its grounds
+            self.write_to_person(letters.DecisionRecorded(decision=self.decisions[decision.state]))
         if settles:
             await self.moved_on_from("awaiting_consents")
 
@@ -299,7 +343,7 @@ class TransferWorkflow(CaseWorkflow):
             enforcement=self.enforcement().enforcement if self.enforcement() else None,
             initiated_by=self.request.initiated_by, previous_reference=self.request.previous_reference,
             pending_actions=list(self.pending), overdue=any(p.overdue for p in self.pending),
-            events=list(self.events))
+            events=list(self.events), documents=list(self.documents))
 
     # ---- the state of the case ------------------------------------------------------------
 

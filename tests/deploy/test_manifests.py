@@ -176,6 +176,7 @@ def test_compose_loader_accepts_the_file_and_requires_every_credential(tmp_path)
                   cwd=COMPOSE_DIR, env=clean_env(tmp_path))
     assert missing.returncode != 0
     for name in ("POSTGRES_PASSWORD", "TEMPORAL_DB_PASSWORD", "TREATYFLOW_DB_PASSWORD", "TREATYFLOW_CODEC_KEYS",
+                 "TREATYFLOW_SIGNING_KEYS",
                  "TREATYFLOW_API_KEYS", "GRAFANA_ADMIN_PASSWORD"):
         assert f"required variable {name} is missing" in missing.stderr, name
 
@@ -462,7 +463,7 @@ def test_network_policies_deny_by_default_and_open_only_what_is_needed():
     for name, labels in pods.items():
         assert {53, 7233} <= egress_ports(labels), name  # DNS and the Temporal frontend
     assert 443 in egress_ports(pods["treatyflow-worker"])  # webhooks
-    assert 443 not in egress_ports(pods["treatyflow-api"])
+    assert 443 in egress_ports(pods["treatyflow-api"])  # the identity provider (web sign-in), and nothing else new
     ingress = {port["port"] for spec in policies.values() if "Ingress" in spec["policyTypes"]
                and selects(spec["podSelector"], pods["treatyflow-api"]) for rule in spec.get("ingress", [])
                for port in rule.get("ports", [])}
@@ -519,7 +520,7 @@ def test_secrets_are_referenced_never_committed():
         for volume in pod.get("volumes", []):
             if "secret" in volume:
                 referenced.setdefault(volume["secret"]["secretName"], set())
-    assert referenced["treatyflow-secrets"] == {"api-keys", "codec-keys", "archive-url"}
+    assert referenced["treatyflow-secrets"] == {"api-keys", "codec-keys", "signing-keys", "archive-url"}
     for name, keys in referenced.items():  # every secret has its documented `kubectl create secret`
         assert f"create secret generic {name}" in readme, name
         for key in keys:

@@ -49,10 +49,13 @@ def test_the_digest_of_a_request_opened_before_the_new_fields_is_unchanged():
     """A repeat of a request opened before ``initiated_by`` existed must still be found by its seal."""
     request = transfer_request()
     old = {k: v for k, v in request.model_dump(mode="json").items() if k not in ("initiated_by", "previous_reference")}
+    old["person"].pop("language")
     encoded = json.dumps(old, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert request_digest(request) == hashlib.sha256(encoded.encode()).hexdigest()
     assert request_digest(request.model_copy(update={"initiated_by": "sentencing_state"})) != request_digest(request)
     assert request_digest(request.model_copy(update={"previous_reference": "KZ-1"})) != request_digest(request)
+    english = request.model_copy(update={"person": request.person.model_copy(update={"language": "en"})})
+    assert request_digest(english) != request_digest(request)
 
 
 # ---- enforcement -----------------------------------------------------------------------------

@@ -4,6 +4,7 @@ of a closed case that must not depend on when (or how often) a process died."""
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import Counter
 from datetime import date, datetime, timezone
 from typing import Any
@@ -107,11 +108,14 @@ def outcome(view: Any) -> dict[str, Any]:
     """A closed case without its times, ids and reference: what must be the same with or without a
     fault. Events are compared as a multiset (notices are recorded when delivered, so their place
     in the trail depends on the receiver and on retries), without the measures' own notices."""
-    data = scrub(view.model_dump(mode="json", exclude={"events"}))
+    data = scrub(view.model_dump(mode="json", exclude={"events", "documents"}))
     ref = data.pop("reference")
-    events = Counter((e.actor, e.action, e.detail.replace(ref, "<ref>")) for e in view.events
-                     if not measure_notice(e))
-    return {**data, "events": events}
+    events = Counter((e.actor, e.action, re.sub(r"doc-[a-z2-7]{26}", "<document>", e.detail.replace(ref, "<ref>")))
+                     for e in view.events if not measure_notice(e))
+    # the case file, as a multiset too: a letter is recorded once stored, its id drawn by its run
+    documents = Counter((d.type, d.filename.replace(ref, "<ref>"), d.sha256 if d.type != "person_notice" else "")
+                        for d in view.documents)
+    return {**data, "events": events, "documents": documents}
 
 
 def measure_notice(event: Any) -> bool:

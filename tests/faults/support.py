@@ -17,6 +17,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHandle
 
+from stores.signing import SigningKeys, directory_states
 from tests.support import DevServer, Proc, Processes, base_env, codec_keys_env
 from treatyflow.codec import CodecKeys
 
@@ -25,6 +26,8 @@ T = TypeVar("T")
 # One random codec key for the fault tests, given to every process through the environment.
 KEYS = CodecKeys(current="faults", keys={"faults": os.urandom(32)})
 KEYS_ENV = codec_keys_env(KEYS)
+# and the states' signing keys, the same for every worker and API of the fault tests
+SIGNING_KEYS_ENV = SigningKeys.generate(directory_states()).to_json()
 
 
 async def bounded(call: Awaitable[T], seconds: float, what: str) -> T:
@@ -41,6 +44,7 @@ def worker_env(server: DevServer, task_queue: str, data_dir: Path, *, webhooks: 
         "TEMPORAL_ADDRESS": server.address,
         "TREATYFLOW_TASK_QUEUE": task_queue,
         "TREATYFLOW_CODEC_KEYS": KEYS_ENV,
+        "TREATYFLOW_SIGNING_KEYS": SIGNING_KEYS_ENV,
         "TREATYFLOW_DATA_DIR": str(data_dir),
         "TREATYFLOW_ARCHIVE_DIR": str(archive_dir or data_dir / "archive"),
         "TREATYFLOW_LOG_LEVEL": "INFO",
@@ -135,7 +139,8 @@ def pending_activities(description: Any) -> list[Any]:
 async def snapshot(handle: WorkflowHandle, query: Any | None = None) -> dict[str, Any]:
     """What a case shows from outside: its status, search attributes, pending timers (id → started
     event id, duration, fire time) and, through a worker, its view without the notice events
-    (a notice delivered meanwhile adds one)."""
+    (a notice delivered meanwhile adds one) and without the letters to the sentenced person (the
+    same)."""
     from workflows import search_attributes
 
     described = await handle.describe()
@@ -150,6 +155,9 @@ async def snapshot(handle: WorkflowHandle, query: Any | None = None) -> dict[str
     }
     if query is not None:
         view = (await handle.query(query)).model_dump(mode="json")
-        view["events"] = [e for e in view.get("events", []) if not e["action"].startswith("notice_")]
+        view["events"] = [e for e in view.get("events", []) if not e["action"].startswith("notice_")
+                          and not (e["action"] == "document_added" and e["actor"] == "system")]
+        # the letters to the person are written in the background like the notices: one may land meanwhile
+        view["documents"] = [d for d in view.get("documents", []) if d["type"] != "person_notice"]
         state["view"] = view
     return state

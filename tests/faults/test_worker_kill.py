@@ -116,7 +116,10 @@ async def both_kinds(client: Client, queue: str, receiver: Receiver, archive: Pa
     await asyncio.gather(to_the_handover(), to_the_measures())
     archived = {t_ref: archive / "transfer" / f"{t_ref}.json", a_ref: archive / "assistance" / f"{a_ref}.json"}
     await until(lambda: archived[t_ref].exists() and len(in_flight(receiver, t_ref, "case_closed")) == 2,
-                "the transfer's archive and closing notices", 30)
+                "the transfer's archive and closing notices",
+                # the case archives once its letters to the person are stored: a letter whose attempt
+                # died with the first worker is retried only after its start-to-close timeout
+                KILLED_ATTEMPT_RETRY + 150)
     written = {t_ref: (archived[t_ref].stat().st_ino, archived[t_ref].stat().st_mtime_ns)}
     if fault:
         await fault("transfer closing (archive written, notify in flight); measures waiting, timers pending",

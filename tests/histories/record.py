@@ -8,6 +8,7 @@ purpose: an old history that no longer replays means running cases would break, 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import sys
@@ -22,7 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 from domain.assistance import (
     AssistanceWithdrawal, Authorisation, EvidenceItem, InformationAnswer, MeasureResult, Review,
 )
-from domain.case import RequestSeal
+from domain.case import Actor, Assignment, RequestSeal
 from domain.transfer import Declaration, Decision, HandoverConfirmation, LegalReview, Term, Withdrawal, request_digest
 from treatyflow.cases import assistance_handle, measure_handle, open_assistance, open_transfer, transfer_handle
 from treatyflow.client import PLAIN_CONVERTER
@@ -175,10 +176,40 @@ async def transfer_converted_handed_over_elsewhere(client, tq):
     return h
 
 
+def taking(authority: str, user: str) -> tuple[Actor, Assignment]:
+    """``user`` of ``authority`` takes an item; the recorder holds no key, so the assignment's
+    index is any 32 hex digits (code before the index existed ignores it)."""
+    return Actor(authority=authority, user=user), Assignment(
+        user=user, index=hashlib.sha256(f"{authority}/{user}".encode()).hexdigest()[:32])
+
+
+async def transfer_assigned(client, tq):
+    """Who handles it: people take the item, give it back, a senior gives it to a colleague; each
+    authority acts, and the next authority's item is taken too."""
+    view = (await open_transfer(client, transfer_request(reference="HIST-ASSIGNED"), "kz-gpo", tq)).view
+    h = transfer_handle(client, view.reference)
+    await h.execute_update(TransferWorkflow.assign, args=taking("uz-gpo", "alice.uz"))
+    await h.execute_update(TransferWorkflow.assign, args=taking("kz-gpo", "bob.kz"))
+    await h.execute_update(TransferWorkflow.assign, args=[Actor(authority="kz-gpo", user="bob.kz"), Assignment()])
+    await h.execute_update(TransferWorkflow.assign, args=[Actor(authority="kz-gpo", user="chief.kz"),
+                                                          taking("kz-gpo", "carol.kz")[1]])
+    await h.execute_update(TransferWorkflow.record_decision, args=[Actor(authority="uz-gpo", user="alice.uz"),
+                                                                   Decision(state="UZ", decision="consent")])
+    await h.execute_update(TransferWorkflow.record_decision, args=[Actor(authority="kz-gpo", user="carol.kz"),
+                                                                   Decision(state="KZ", decision="consent")])
+    await until_handover_arranged(h)
+    await h.execute_update(TransferWorkflow.assign, args=taking("uz-penal", "dan.uz"))
+    today = (await h.query(TransferWorkflow.view)).opened_at.date()
+    await h.execute_update(TransferWorkflow.confirm_handover, args=[
+        Actor(authority="uz-penal", user="dan.uz"), HandoverConfirmation(completed_on=today, place="Zhibek Zholy")])
+    return h
+
+
 TRANSFERS = [("transfer-transferred", transferred),
              ("transfer-review-then-state-refusal", declaration_then_legal_review_then_state_refusal),
              ("transfer-withdrawn", withdrawn), ("transfer-refused-at-intake", refused_at_intake),
-             ("transfer-converted-handed-over-elsewhere", transfer_converted_handed_over_elsewhere)]
+             ("transfer-converted-handed-over-elsewhere", transfer_converted_handed_over_elsewhere),
+             ("transfer-assigned", transfer_assigned)]
 REQUESTS = [("assistance-information-then-completed", assistance_information_then_completed),
             ("assistance-withdrawn-during-execution", assistance_withdrawn_during_execution),
             ("assistance-continued-as-new", assistance_continued_as_new),
@@ -189,7 +220,10 @@ async def main(version: str, only: set[str]) -> None:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=installed_binary("temporal"), data_converter=PLAIN_CONVERTER,
         search_attributes=search_attributes.ALL, dev_server_log_level="error")
-    settings = Settings(task_queue=f"record-{uuid.uuid4().hex[:6]}", archive_dir=Path(tempfile.mkdtemp()))
+    # dev mode: the states' signing keys are created in the temporary data directory
+    data_dir = Path(tempfile.mkdtemp())
+    settings = Settings(task_queue=f"record-{uuid.uuid4().hex[:6]}", archive_dir=data_dir / "archive",
+                        data_dir=data_dir, documents_dir=data_dir / "documents", dev_mode=True)
     async with create_worker(env.client, settings):
         for name, scenario in TRANSFERS:
             if only and name not in only:

@@ -72,18 +72,27 @@ EVIDENCE = {
     "m3": ("kz-police", "transcript of the Quornwood hearing"),
 }
 RESULT_NOTE = "Quornwood accounts frozen at Brindlemoor"
+# the case file: a document's title, file name and content (plain text, so a leak would read as is)
+DOCUMENTS = {  # case kind -> (title, filename, content)
+    "transfer": ("Medical report on Zhanargul from Harrowgate clinic", "Harrowgate-Pellwether-report.txt",
+                 "Harrowgate clinic: Zhanargul Secretova is fit to travel, signed Dr Pellwether"),
+    "assistance": ("Ledger page of Kestrel at Brindlemoor", "Kestrel-ledger-Wyvernholt.txt",
+                   "Wyvernholt branch ledger: Kestrel Holdings paid Quornwood 40,000"),
+}
 
 # what the request carries (the "case file") and what the acts carry
 REQUEST_VALUES = [NAME, BORN, COURT, OFFENCE, OBLIGATION, PURPOSE, FACTS, ASSISTANCE_OFFENCE,
                   *(m["description"] for m in MEASURES), *(m["subject"] for m in MEASURES)]
 ACT_VALUES = [KZ_NOTE, UZ_NOTE, WITHDRAWAL_REASON, QUESTIONS, ANSWER, REVIEW_NOTE, AUTHORISATION_NOTE,
-              *(d for _, d in EVIDENCE.values()), RESULT_NOTE]
+              *(d for _, d in EVIDENCE.values()), RESULT_NOTE, *(d[i] for d in DOCUMENTS.values() for i in (0, 1))]
 SECRETS = REQUEST_VALUES + ACT_VALUES
+CONTENTS = [d[2] for d in DOCUMENTS.values()]  # never in a history at all: only sealed in the document store
 # single words, so that a value cut, re-cased or reformatted is still caught
 TOKENS = ["Zhanargul", "Secretova", "Testbek", BORN, "Secret Court", "orphanage", "Zvezdochka", "Vellichor",
-          "Thistlecombe", "Quillfeather", "Kestrel", "Quornwood", "Marrowgate", "Brindlemoor", "Larkspire"]
+          "Thistlecombe", "Quillfeather", "Kestrel", "Quornwood", "Marrowgate", "Brindlemoor", "Larkspire",
+          "Harrowgate", "Pellwether", "Wyvernholt"]
 assert all(any(t in s for s in SECRETS) for t in TOKENS)
-assert all(any(t in s for t in TOKENS) for s in SECRETS)  # every value has a token of its own
+assert all(any(t in s for t in TOKENS) for s in SECRETS + CONTENTS)  # every value has a token of its own
 
 
 def found_in(text: str | bytes, values: list[str] | None = None) -> list[str]:
@@ -91,7 +100,7 @@ def found_in(text: str | bytes, values: list[str] | None = None) -> list[str]:
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
     lowered = text.lower()
-    return [v for v in [*(values or SECRETS), *TOKENS] if v.lower() in lowered]
+    return [v for v in [*(values or SECRETS + CONTENTS), *TOKENS] if v.lower() in lowered]
 
 
 # ---- capturing what the worker and the API write -----------------------------------------------
@@ -130,6 +139,7 @@ class Run:
     structlog_events: list[dict[str, Any]]
     deliveries: list[Delivery]
     archive_dir: Path
+    data_dir: Path
 
 
 WEBHOOK_AUTHORITIES = ("kz-gpo", "uz-gpo", "fr-moj", "kz-court")
@@ -159,6 +169,7 @@ async def drive_transfer(http: httpx.AsyncClient) -> str:
     async def current() -> dict[str, Any]:
         return await ok(await http.get(f"/v1/transfers/{ref}", headers=key("kz-gpo")))
 
+    await add_document(http, f"/v1/transfers/{ref}", "kz-penal", "transfer", type="medical_report")
     arranged = await poll(current, lambda v: v["handover"] is not None, timeout=10)
     assert arranged["handover"], arranged
     done = await ok(await http.post(f"/v1/transfers/{ref}/handover", headers=key("uz-penal"),
@@ -166,6 +177,12 @@ async def drive_transfer(http: httpx.AsyncClient) -> str:
                                           "place": arranged["handover"]["place"]}))
     assert done["stage"] == "transferred", done
     return ref
+
+
+async def add_document(http: httpx.AsyncClient, path: str, by: str, kind: str, **fields: str) -> dict[str, Any]:
+    title, filename, content = DOCUMENTS[kind]
+    return await ok(await http.post(f"{path}/documents", headers=key(by), data={"title": title, **fields},
+                                    files={"file": (filename, content.encode(), "text/plain")}), 201)
 
 
 async def drive_withdrawn_transfer(http: httpx.AsyncClient) -> str:
@@ -210,9 +227,12 @@ async def drive_assistance(http: httpx.AsyncClient) -> str:
                              json={"granted": True, "note": AUTHORISATION_NOTE}))
     authorised = await poll(current, lambda v: stage_of(v, "m2") == "executing", timeout=10)
     assert stage_of(authorised, "m2") == "executing", authorised
+    ledger = await add_document(http, path, "kz-afm", "assistance", type="evidence", measure_id="m1")
     for measure, (who, description) in EVIDENCE.items():
         evidence = [{"item_id": f"{measure}-e1", "description": description, "sha256": uuid.uuid4().hex * 2,
                      "collected_on": today().isoformat()}]
+        if measure == "m1":  # evidence by document: its stored digest
+            evidence = [{**evidence[0], "sha256": None, "document_id": ledger["document_id"]}]
         await ok(await http.post(f"{path}/measures/{measure}/result", headers=key(who),
                                  json={"outcome": "executed", "evidence": evidence, "note": RESULT_NOTE}))
     completed = await poll(current, lambda v: v["stage"] == "completed", timeout=15)
@@ -228,9 +248,11 @@ async def run(dev_env, dev_settings, tmp_path_factory) -> AsyncIterator[Run]:
     root.addHandler(capture)
     root.setLevel(logging.DEBUG)
     archive_dir = Path(tmp_path_factory.mktemp("secrecy-archive"))
+    data_dir = Path(tmp_path_factory.mktemp("secrecy-data"))  # the document store: <data dir>/documents
     metrics_address = f"127.0.0.1:{free_port()}"
     settings = dataclasses.replace(dev_settings, task_queue=f"secrecy-{uuid.uuid4().hex[:8]}", dev_mode=True,
-                                   archive_dir=archive_dir, api_timeout=10.0,
+                                   archive_dir=archive_dir, data_dir=data_dir, documents_dir=data_dir / "documents",
+                                   api_timeout=10.0,
                                    temporal_address=dev_env.client.service_client.config.target_host,
                                    temporal_namespace=dev_env.client.namespace)
     try:
@@ -262,7 +284,7 @@ async def run(dev_env, dev_settings, tmp_path_factory) -> AsyncIterator[Run]:
         root.removeHandler(capture)
         root.setLevel(level)
     yield Run(dev_env.client, transfer, withdrawn, assistance, ids, views, metrics, worker_metrics,
-              list(capture.lines), list(events), deliveries, archive_dir)
+              list(capture.lines), list(events), deliveries, archive_dir, data_dir)
 
 
 def plain_client(run: Run) -> Client:
@@ -377,6 +399,7 @@ async def test_with_the_key_the_histories_yield_every_value(run):
                     [inner] = await codec.decode([payload])
                     decoded += inner.data + b"\n"
     assert sorted(set(SECRETS) - set(found_in(decoded))) == []
+    assert [c for c in CONTENTS if c.encode() in decoded] == []  # a document's content: not even sealed in a history
 
     [opening] = await DATA_CONVERTER.decode([started[f"transfer:{run.transfer}"]], [OpenTransfer])
     assert opening.request.person.full_name == NAME and str(opening.request.person.date_of_birth) == BORN
@@ -509,6 +532,25 @@ async def test_the_archive_holds_no_value_in_clear(run):
         sealed = Payload.FromString(stored)
         assert sealed.metadata["encoding"] == ENCODING, name
         assert sealed.metadata["encryption-key-id"] == CODEC_KEYS.current.encode(), name
+
+
+async def test_the_document_store_holds_no_value_in_clear(run):
+    """Every document's content, title and file name: sealed in the store (or kept only in the
+    case's encrypted record), none of them in a stored file's bytes."""
+    stored = [f for f in (run.data_dir / "documents").rglob("*") if f.is_file()]
+    assert len(stored) >= len(DOCUMENTS), stored
+    assert {str(f): found_in(f.read_bytes()) for f in stored if found_in(f.read_bytes())} == {}
+
+
+async def test_the_documents_read_back_with_the_key(run):
+    transfer, assistance = run.views["transfer"], run.views["assistance"]
+    uploaded = [d for d in transfer["documents"] if d["type"] != "person_notice"]
+    assert [(d["title"], d["filename"]) for d in uploaded] == [DOCUMENTS["transfer"][:2]]
+    letters = [d for d in transfer["documents"] if d["type"] == "person_notice"]
+    assert len(letters) == 5 and not [d for d in letters if found_in(json.dumps(d, ensure_ascii=False))]
+    assert [(d["title"], d["filename"]) for d in assistance["documents"]] == [DOCUMENTS["assistance"][:2]]
+    (m1,) = [m for m in assistance["measures"] if m["id"] == "m1"]
+    assert m1["evidence"][0]["sha256"] == assistance["documents"][0]["sha256"]
 
 
 async def test_with_the_key_the_archive_holds_the_views(run):

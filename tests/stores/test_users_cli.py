@@ -68,16 +68,16 @@ def data(tmp_path) -> Path:
 def test_add_and_list(data, tmp_path_factory):
     assert ((data / "users.json").stat().st_mode & 0o777) == 0o600
     assert succeeded(users(tmp_path_factory.mktemp("empty"), "list")).startswith("no users yet")
-    assert listed(data) == [["USERNAME", "AUTHORITY", "NAME", "SENIOR", "DISABLED"],
-                            ["aigerim.n", "kz-gpo", "Aigerim", "Nurlanovna", "yes", "no"],
-                            ["bekzod", "uz-penal", "Bekzod", "T.", "no", "no"]]
+    assert listed(data) == [["USERNAME", "AUTHORITY", "NAME", "SENIOR", "DISABLED", "PASSWORD"],
+                            ["aigerim.n", "kz-gpo", "Aigerim", "Nurlanovna", "yes", "no", "yes"],
+                            ["bekzod", "uz-penal", "Bekzod", "T.", "no", "no", "yes"]]
 
 
 async def test_disable_enable_and_reset_password(data):
     store = FileUsers(data / "users.json")
     assert succeeded(users(data, "disable", "aigerim.n")) == "user aigerim.n disabled"
     assert (await store.get("aigerim.n")).disabled and await authenticate(store, "aigerim.n", PASSWORD) is None
-    assert ["aigerim.n", "kz-gpo", "Aigerim", "Nurlanovna", "yes", "yes"] in listed(data)
+    assert ["aigerim.n", "kz-gpo", "Aigerim", "Nurlanovna", "yes", "yes", "yes"] in listed(data)
     assert succeeded(users(data, "enable", "aigerim.n")) == "user aigerim.n enabled"
     before = await store.get("aigerim.n")
     assert await authenticate(store, "aigerim.n", PASSWORD) == before
@@ -90,6 +90,20 @@ async def test_disable_enable_and_reset_password(data):
                                     "password_changed_at": before.password_changed_at}) == before
     assert await authenticate(store, "aigerim.n", NEW_PASSWORD) == after
     assert await authenticate(store, "aigerim.n", PASSWORD) is None
+
+
+async def test_an_account_for_the_identity_provider_only_has_no_password_and_its_binding_can_be_forgotten(data):
+    store = FileUsers(data / "users.json")
+    assert succeeded(users(data, "add", "zhanna.k", "--authority", "kz-gpo", "--name", "Zhanna K.",
+                           "--no-password")) == "user zhanna.k added (kz-gpo)"  # nothing asked on the terminal
+    assert ["zhanna.k", "kz-gpo", "Zhanna", "K.", "no", "no", "no"] in listed(data)
+    assert (await store.get("zhanna.k")).password_hash is None
+    assert await authenticate(store, "zhanna.k", "") is None and await authenticate(store, "zhanna.k", PASSWORD) is None
+    await store.update("zhanna.k", lambda u: u.model_copy(update={"oidc_subject": "https://id.example s-1"}))
+    assert succeeded(users(data, "unbind", "zhanna.k")) == "user zhanna.k: no identity provider account bound"
+    assert (await store.get("zhanna.k")).oidc_subject is None
+    assert succeeded(users(data, "reset-password", "zhanna.k", "--password-stdin", password=NEW_PASSWORD))
+    assert await authenticate(store, "zhanna.k", NEW_PASSWORD) is not None  # a password can be given later
 
 
 def test_what_is_refused_is_said_in_one_line(data):

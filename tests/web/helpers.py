@@ -86,12 +86,13 @@ def _page_of(request: Request) -> Page | None:
         return None
 
 
-async def new_context(browser: Browser, base_url: str, **options: Any) -> BrowserContext:
+async def new_context(browser: Browser, base_url: str, also: tuple[str, ...] = (), **options: Any) -> BrowserContext:
     """A new context (its own cookies: one person) on the app at ``base_url`` (so ``page.goto("/inbox")``
     works), ``options`` passed to ``browser.new_context`` (``locale="ru-RU"``, ``viewport=...``).
     Its pages are watched: console errors, uncaught exceptions and failed requests are recorded
-    (``page_errors``), and a request to any other origin than the app's is recorded and blocked."""
-    app = _origin(base_url)
+    (``page_errors``), and a request to any other origin than the app's (or those of the URLs in
+    ``also``: an identity provider) is recorded and blocked."""
+    app, allowed = _origin(base_url), {_origin(base_url), *map(_origin, also)}
     context = await browser.new_context(base_url=base_url, service_workers="block", **options)
 
     def on_console(message: ConsoleMessage) -> None:
@@ -103,11 +104,11 @@ async def new_context(browser: Browser, base_url: str, **options: Any) -> Browse
         _record(context, error.page, f"uncaught exception: {error.error}")
 
     def on_request_failed(request: Request) -> None:
-        if _origin(request.url) == app:  # the others are recorded as they are blocked
+        if _origin(request.url) in allowed:  # the others are recorded as they are blocked
             _record(context, _page_of(request), f"request failed: {request.method} {request.url}: {request.failure}")
 
     def elsewhere(url: str) -> bool:
-        return urlsplit(url).scheme in ("http", "https", "ws", "wss") and _origin(url) != app
+        return urlsplit(url).scheme in ("http", "https", "ws", "wss") and _origin(url) not in allowed
 
     async def block(route: Route, request: Request) -> None:
         _record(context, _page_of(request), f"request to another host than the app's: {request.method} {request.url}")

@@ -5,6 +5,7 @@ tests/web/test_browser.py."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import time
@@ -306,6 +307,138 @@ async def test_a_person_takes_an_inbox_item_and_a_senior_gives_one_to_a_colleagu
         assert keyless.status_code == 403
     await clerk.aclose()
     await chief.aclose()
+
+
+def rows(html: str) -> dict[str, str]:
+    """The inbox page's rows, by the reference each is for."""
+    found = {}
+    for row in html.split("<tr")[1:]:
+        link = re.search(r'<a href="/(?:transfers|assistance-requests)/([^"]+)">', row)
+        if link:
+            found[link.group(1)] = row
+    return found
+
+
+async def inbox_rows(client: httpx.AsyncClient, show: str) -> dict[str, str]:
+    """The first page of the inbox under ``show``."""
+    return rows((await client.get("/inbox", params={"show": show})).text)
+
+
+async def every_inbox_page(client: httpx.AsyncClient, show: str) -> list[dict[str, str]]:
+    """Every page of the inbox under ``show``, following its "Next page" links."""
+    pages: list[dict[str, str]] = []
+    url: str | None = f"/inbox?show={show}"
+    while url:
+        html = (await client.get(url)).text
+        pages.append(rows(html))
+        following = re.search(r'<a href="(/inbox\?[^"]*page_token=[^"]+)">', html)
+        url = following.group(1).replace("&amp;", "&") if following else None
+        assert len(pages) < 100, "the inbox's pages never end"
+    return pages
+
+
+async def take(client: httpx.AsyncClient, kind: str, ref: str) -> None:
+    token = csrf_of((await client.get("/inbox")).text)
+    took = await client.post("/inbox/assign", data={"csrf_token": token, "action": "take", "kind": kind,
+                                                    "reference": ref, "show": "all"})
+    assert took.status_code == 303, took.text[:300]
+
+
+async def test_mine_and_unassigned_are_the_whole_inbox_not_one_page_of_it(api_url, api_settings, dev_client):
+    """More items than one page: the item the clerk took and one nobody took are older than fifty
+    items a colleague took, so neither is on the first page of everyone's; "mine" shows the clerk's
+    on its first page, "unassigned" the untaken one on its first page, and no taken item on any."""
+    from tests.support.polling import until
+    from treatyflow.cases import open_transfer
+    from treatyflow.samples import transfer_request
+
+    users = open_users(None, api_settings.data_dir)
+    tag = uuid.uuid4().hex[:6]
+    clerk = await person(api_url, users, f"clerk.{tag}", "uz-gpo")
+    other = await person(api_url, users, f"other.{tag}", "uz-gpo")
+    untaken, taken, *newer = [reference() for _ in range(52)]
+
+    async def opened(refs: list[str]) -> None:
+        await asyncio.gather(*(open_transfer(dev_client, transfer_request(reference=ref), "kz-gpo",
+                                             api_settings.task_queue) for ref in refs))
+
+    await opened([untaken])  # the oldest two, one after the other
+    await opened([taken])
+    for start in range(0, len(newer), 10):
+        await opened(newer[start:start + 10])
+
+    async def on_first_page(client: httpx.AsyncClient, show: str, refs: list[str]) -> bool:
+        return set(refs) <= set(await inbox_rows(client, show))
+
+    await until(lambda: on_first_page(clerk, "all", newer), "the fifty newest on the first page of uz-gpo's inbox")
+    await take(clerk, "transfer", taken)
+    for ref in newer:
+        await take(other, "transfer", ref)
+    first = await inbox_rows(clerk, "all")
+    assert taken not in first and untaken not in first  # both beyond the first page of everyone's
+
+    await until(lambda: on_first_page(clerk, "mine", [taken]), "the clerk's item on the first page of mine")
+    mine = await inbox_rows(clerk, "mine")
+    assert set(mine) == {taken} and f"clerk.{tag}" in mine[taken]
+    await until(lambda: on_first_page(other, "mine", newer), "the colleague's fifty under theirs")
+    await until(lambda: on_first_page(clerk, "unassigned", [untaken]),
+                "the untaken item on the first page of unassigned")
+    unassigned = {ref for page in await every_inbox_page(clerk, "unassigned") for ref in page}
+    assert untaken in unassigned and not {taken, *newer} & unassigned
+    everyone = {ref for page in await every_inbox_page(clerk, "all") for ref in page}
+    assert {untaken, taken, *newer} <= everyone
+    await clerk.aclose()
+    await other.aclose()
+
+
+async def test_an_item_is_nobodys_again_once_its_authority_has_acted(api_url, api_settings, dev_client):
+    """Kazakhstan's clerk takes a request for review (the engine gets a keyed hash, never the user
+    name) and asks France for information; when the answer brings the request back to Kazakhstan's
+    review, nobody of it has taken it yet: it is under "unassigned", not the clerk's "mine", and its
+    row names nobody."""
+    from api.listing import ASSIGNMENT_INDEX
+    from domain.names import assignee_index
+    from tests.conftest import CODEC_KEYS
+    from tests.support.polling import until
+    from treatyflow.samples import assistance_body
+    from workflows import search_attributes as sa
+
+    users = open_users(None, api_settings.data_dir)
+    tag = uuid.uuid4().hex[:6]
+    clerk = await person(api_url, users, f"clerk.{tag}", "kz-gpo")
+    body = assistance_body()
+    ref = body["reference"]
+    async with httpx.AsyncClient(base_url=api_url) as api:
+        fr, kz = {"Authorization": "Bearer demo-fr-moj"}, {"Authorization": "Bearer demo-kz-gpo"}
+        assert (await api.post("/v1/assistance-requests", json=body, headers=fr)).status_code == 201
+        await until(lambda: on_first_page_of(clerk, "all", ref), "the request in kz-gpo's inbox")
+        await take(clerk, "assistance", ref)
+        await until(lambda: on_first_page_of(clerk, "mine", ref), "the request under the clerk's")
+        assert ref not in await inbox_rows(clerk, "unassigned")
+        described = await dev_client.get_workflow_handle(f"assistance:{ref}").describe()
+        assert described.typed_search_attributes.get(sa.INBOX_ASSIGNMENTS) == [
+            assignee_index(CODEC_KEYS.derived(ASSIGNMENT_INDEX), "kz-gpo", f"clerk.{tag}")]
+        assert f"clerk.{tag}" not in str(described.raw_description.workflow_execution_info.search_attributes)
+
+        asked = await api.post(f"/v1/assistance-requests/{ref}/review", headers=kz,
+                               json={"decision": "request_information", "questions": "Which accounts?"})
+        assert asked.status_code == 200, asked.text
+        answered = await api.post(f"/v1/assistance-requests/{ref}/information", headers=fr,
+                                  json={"answers": "All of them"})
+        assert answered.status_code == 200, answered.text
+        assert [p["authority"] for p in answered.json()["pending_actions"]] == ["kz-gpo"]  # awaited again
+
+    await until(lambda: on_first_page_of(clerk, "unassigned", ref), "the request under unassigned again")
+    assert ref not in await inbox_rows(clerk, "mine")
+    row = (await inbox_rows(clerk, "all"))[ref]
+    assert "nobody yet" in row and f"clerk.{tag}" not in row
+    await take(clerk, "assistance", ref)  # and it can be taken again
+    await until(lambda: on_first_page_of(clerk, "mine", ref), "the request under the clerk's again")
+    await clerk.aclose()
+
+
+async def on_first_page_of(client: httpx.AsyncClient, show: str, ref: str) -> bool:
+    return ref in await inbox_rows(client, show)
 
 
 async def test_the_statistics_page_draws_the_caseload_with_its_numbers(api_url):

@@ -24,6 +24,7 @@ from treatyflow.config import Settings
 from treatyflow.samples import assistance_body, transfer_body
 from worker import create_worker
 from workflows.assistance import AssistanceWorkflow, OpenAssistance, assistance_workflow_id
+from workflows.kinds import ASSISTANCE
 from workflows.transfer import TransferWorkflow
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -145,3 +146,95 @@ async def test_a_handover_and_a_withdrawal_in_one_task_exactly_one_takes_effect(
         assert result.outcome == "transferred" and result.handover.completed_on == today
     else:
         assert result.outcome == "withdrawn" and result.handover.completed_on is None
+
+
+async def take_when_awaited(handle, authority: str, user: str) -> None:
+    """``user`` of ``authority`` takes the item as the web application does (with the blind index),
+    once the case awaits the authority (a new run may not have reached its wait yet)."""
+    from api.listing import ASSIGNMENT_INDEX
+    from domain.case import Actor, Assignment
+    from domain.names import assignee_index
+    from tests.conftest import CODEC_KEYS
+    from tests.support.polling import until
+
+    await until(lambda: awaits(handle, authority), f"{authority} awaited")
+    index = assignee_index(CODEC_KEYS.derived(ASSIGNMENT_INDEX), authority, user)
+    await handle.execute_update(AssistanceWorkflow.assign, args=[Actor(authority=authority, user=user),
+                                                                 Assignment(user=user, index=index)])
+
+
+async def awaits(handle, authority: str) -> bool:
+    return authority in {p.authority for p in (await handle.query(AssistanceWorkflow.view)).pending_actions}
+
+
+async def test_a_request_continuing_as_new_keeps_who_handles_it(dev_client, dev_settings):
+    """Round after round a person of each state takes what the request awaits and acts; each
+    assignment ends with its act, so the request that continued as new has nobody assigned — memo,
+    InboxAssignments and the update's checks agree — and takes an assignment in its new run. An
+    assignment in force when a request continues as new goes into the new run with it (whose memo
+    is the one the request started with): a run resumed from the request's own Resumption with
+    one keeps it — in its memo, InboxAssignments and the update's checks."""
+    from api.listing import ASSIGNMENT_INDEX
+    from domain.case import Actor, Assignment
+    from domain.names import assignee_index
+    from tests.conftest import CODEC_KEYS
+    from tests.support.polling import until
+    from workflows import search_attributes as sa
+
+    request = AssistanceRequest.model_validate(assistance_body(received_on=datetime.now(timezone.utc).date().isoformat()))
+    handle = await dev_client.start_workflow(
+        AssistanceWorkflow.run, OpenAssistance(request=request, opened_by="fr-moj", continue_after_events=60),
+        id=assistance_workflow_id(request.reference), task_queue=dev_settings.task_queue,
+        memo=ASSISTANCE.memo(request))
+    first_run = handle.result_run_id
+    await handle.execute_update(AssistanceWorkflow.opened, RequestSeal(request_sha256=request_digest(request)))
+    current = dev_client.get_workflow_handle(handle.id)
+    for round_ in range(10):
+        await take_when_awaited(current, "kz-gpo", "clerk.kz")
+        await act(current, AssistanceWorkflow.record_review, "kz-gpo",
+                  Review(decision="request_information", questions=f"question {round_}"), AssistanceWorkflow.view,
+                  user="clerk.kz")
+        await take_when_awaited(current, "fr-moj", "clerk.fr")
+        await act(current, AssistanceWorkflow.record_information, "fr-moj", InformationAnswer(answers="yes"),
+                  AssistanceWorkflow.view, user="clerk.fr")
+        if (await current.describe()).run_id != first_run:
+            break
+    assert (await current.describe()).run_id != first_run, "the request never continued as new"
+    await until(lambda: awaits(current, "kz-gpo"), "the review awaited in the new run")
+    described = await current.describe()
+    assert (await described.memo()).get("assigned") in (None, {})  # a new run's memo is its start's
+    assert described.typed_search_attributes.get(sa.INBOX_ASSIGNMENTS) == [sa.unassigned("kz-gpo")]
+    await take_when_awaited(current, "kz-gpo", "clerk.kz")  # nobody holds it: it can be taken
+    index = assignee_index(CODEC_KEYS.derived(ASSIGNMENT_INDEX), "kz-gpo", "clerk.kz")
+    described = await current.describe()
+    assert (await described.memo()).get("assigned") == {"kz-gpo": "clerk.kz"}
+    assert described.typed_search_attributes.get(sa.INBOX_ASSIGNMENTS) == [index]
+
+    # the run's own input, a Resumption, with an assignment in force, as a run of another request
+    history = await current.fetch_history()
+    started = history.events[0].workflow_execution_started_event_attributes
+    (case,) = await dev_client.data_converter.decode(started.input.payloads, [OpenAssistance])
+    assert case.resumed is not None
+    other = request.reference + "-R"
+    resumed = case.model_copy(update={
+        "request": case.request.model_copy(update={"reference": other}),
+        "resumed": case.resumed.model_copy(update={"assigned": {"kz-gpo": "clerk.kz"},
+                                                   "assignment_index": {"kz-gpo": index}})})
+    again = await dev_client.start_workflow(AssistanceWorkflow.run, resumed, id=assistance_workflow_id(other),
+                                            task_queue=dev_settings.task_queue, memo=ASSISTANCE.memo(request))
+    await until(lambda: awaits(again, "kz-gpo"), "the resumed run's review")
+    await until(lambda: again_published(again, [index]), "the resumed run's assignment published")
+    assert (await (await again.describe()).memo()).get("assigned") == {"kz-gpo": "clerk.kz"}
+    with pytest.raises(WorkflowUpdateFailedError) as repeat:
+        await again.execute_update(AssistanceWorkflow.assign, args=[
+            Actor(authority="kz-gpo", user="clerk.kz"), Assignment(user="clerk.kz", index=index)])
+    assert repeat.value.cause.type == "conflict" and "already assigned to clerk.kz" in str(repeat.value.cause)
+    for h in (current, again):
+        await act(h, AssistanceWorkflow.withdraw, "fr-moj", AssistanceWithdrawal(reason="test over"),
+                  AssistanceWorkflow.view)
+
+
+async def again_published(handle, values: list[str]) -> bool:
+    from workflows import search_attributes as sa
+
+    return (await handle.describe()).typed_search_attributes.get(sa.INBOX_ASSIGNMENTS) == values

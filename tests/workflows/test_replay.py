@@ -13,7 +13,8 @@ from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
 from treatyflow.client import PLAIN_CONVERTER
 from worker import WORKFLOWS
-from workflows.case import PUBLISH_CHANGES
+from workflows.case import INBOX_ASSIGNMENTS, PUBLISH_CHANGES
+from workflows.transfer import PERSON_NOTICES
 
 HISTORIES = sorted((Path(__file__).parent.parent / "histories").glob("*.json"))
 
@@ -23,7 +24,8 @@ def test_there_are_histories_of_each_path():
     assert {"transfer-transferred", "transfer-withdrawn", "transfer-refused-at-intake",
             "transfer-review-then-state-refusal", "assistance-information-then-completed",
             "assistance-withdrawn-during-execution", "measure-of-assistance-information-then-completed",
-            "assistance-continued-as-new", "assistance-due-by-date", "transfer-converted-handed-over-elsewhere"} <= paths
+            "assistance-continued-as-new", "assistance-due-by-date", "transfer-converted-handed-over-elsewhere",
+            "transfer-assigned"} <= paths
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
@@ -34,15 +36,21 @@ async def test_history_replays(path: Path):
     assert result.replay_failure is None, f"{path.name} no longer replays: {result.replay_failure}"
 
 
-@pytest.mark.parametrize(("version", "patched"), [("v5", True), ("v6", False)])
-async def test_publishing_changes_is_behind_its_patch(version: str, patched: bool):
-    """The patch ``publish-changes`` (0.3.0) is what keeps cases begun before it replaying: a
-    transfer of 0.2.0 replayed as if it had the patch, or one of 0.3.0 as if it had not, breaks."""
+@pytest.mark.parametrize(("patch_id", "path", "version", "patched"), [
+    (PUBLISH_CHANGES, "transfer-transferred", "v5", True), (PUBLISH_CHANGES, "transfer-transferred", "v6", False),
+    (INBOX_ASSIGNMENTS, "transfer-assigned", "v6", True), (INBOX_ASSIGNMENTS, "transfer-assigned", "v7", False),
+    (PERSON_NOTICES, "transfer-transferred", "v6", True), (PERSON_NOTICES, "transfer-transferred", "v8", False)])
+async def test_each_change_of_commands_is_behind_its_patch(patch_id: str, path: str, version: str, patched: bool):
+    """The patches are what keep cases begun before them replaying: ``publish-changes`` (0.3.0) —
+    a transfer of 0.2.0 replayed as if it had the patch, or a later one as if it had not, breaks;
+    ``inbox-assignments`` (0.3.0) — the same for a transfer whose items were taken before it
+    (v6: the assignment upserted only the memo and stayed after its authority acted) and after;
+    ``person-notices`` (0.3.0) — a transfer without letters to the person (v6) and with them (v8)."""
     real = workflow.patched
-    path = Path(__file__).parent.parent / "histories" / f"transfer-transferred-{version}.json"
-    history = WorkflowHistory.from_json("replay-forced", path.read_text())
-    with patch.object(workflow, "patched", lambda patch_id: patched if patch_id == PUBLISH_CHANGES else real(patch_id)):
+    history_file = Path(__file__).parent.parent / "histories" / f"{path}-{version}.json"
+    history = WorkflowHistory.from_json("replay-forced", history_file.read_text())
+    with patch.object(workflow, "patched", lambda pid: patched if pid == patch_id else real(pid)):
         result = await Replayer(workflows=WORKFLOWS, data_converter=PLAIN_CONVERTER,
                                 workflow_runner=UnsandboxedWorkflowRunner()).replay_workflow(
             history, raise_on_replay_failure=False)
-    assert result.replay_failure is not None, f"{path.name} replays whichever branch it takes"
+    assert result.replay_failure is not None, f"{history_file.name} replays whichever branch it takes"

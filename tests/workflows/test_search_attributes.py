@@ -69,6 +69,7 @@ def expected(view: Any) -> dict[str, Any]:
         shown["CaseOutcome"] = view.outcome
     if view.pending_actions:
         shown["AwaitingAuthorities"] = sorted({p.authority for p in view.pending_actions})
+        shown["InboxAssignments"] = [sa.unassigned(a) for a in shown["AwaitingAuthorities"]]  # nobody took them
         shown["ActionDueAt"] = {p.due_on for p in view.pending_actions}
     return shown
 
@@ -112,4 +113,4 @@ async def test_the_attributes_say_what_the_view_says_at_every_stage(dev_client: 
     closed = await published(handle, view)
     assert closed == expected(view)
     assert (closed["CaseStage"], closed["CaseOutcome"]) == ("transferred", "transferred")
-    assert "AwaitingAuthorities" not in closed and "ActionDueAt" not in closed
+    assert "AwaitingAuthorities" not in closed and "ActionDueAt" not in closed and "InboxAssignments" not in closed
