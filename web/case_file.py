@@ -11,20 +11,12 @@ from fastapi import APIRouter, Request, Response
 
 from api import documents
 from api.errors import ApiError
-from web.pages import problems, redirect, request_page, signed_in, transfer_page
-from web.session import CSRF_FIELD, csrf_valid, read_session
+from web.pages import problems, redirect, request_page, require_csrf, signed_in, transfer_page
+from web.session import CSRF_FIELD
 from workflows.kinds import ASSISTANCE, TRANSFER
 
 router = APIRouter(include_in_schema=False)
 PAGES = {"transfers": (TRANSFER, transfer_page), "assistance-requests": (ASSISTANCE, request_page)}
-
-
-def csrf_of(request: Request):
-    def check(fields: dict[str, str]) -> None:
-        if not csrf_valid(read_session(request), fields.get(CSRF_FIELD)):
-            raise ApiError(403, "csrf", "This form has expired or did not come from this site. Open the page again "
-                                        "and send the form from there.")
-    return check
 
 
 @router.post("/{cases}/{reference}/documents")
@@ -35,7 +27,8 @@ async def add_document(request: Request, cases: str, reference: str) -> Response
     who = await signed_in(request)
     typed: dict[str, str] = {}
     try:
-        await documents.upload(request, who, kind, reference, check_fields=csrf_of(request),
+        await documents.upload(request, who, kind, reference,
+                               check_fields=lambda fields: require_csrf(request, fields.get(CSRF_FIELD)),
                                more_fields=frozenset({CSRF_FIELD}), seen=typed)
     except ApiError as error:
         if error.status in (401, 403, 404):

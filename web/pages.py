@@ -126,12 +126,17 @@ async def signed_in(request: Request) -> Authority:
     return authority
 
 
+def require_csrf(request: Request, token: Any) -> None:
+    """403, and nothing done, unless ``token`` is the session's CSRF token."""
+    if not csrf_valid(read_session(request), token):
+        raise ApiError(403, "csrf", "This form has expired or did not come from this site. Open the page again "
+                                    "and send the form from there.")
+
+
 async def posted(request: Request) -> FormData:
     """The form, once its CSRF token is the session's; else 403 and nothing done."""
     form = await request.form()
-    if not csrf_valid(read_session(request), form.get(CSRF_FIELD)):  # type: ignore[arg-type]
-        raise ApiError(403, "csrf", "This form has expired or did not come from this site. Open the page again "
-                                    "and send the form from there.")
+    require_csrf(request, form.get(CSRF_FIELD))
     return form
 
 
@@ -475,8 +480,7 @@ def timeline(view: Any) -> list[tuple[str, str]]:
 
 @router.get("/transfers/{reference}")
 async def transfer(request: Request, reference: str) -> Response:
-    done = (TRANSFER_ACTS | DOCUMENT_ACTS).get(request.query_params.get("done", ""))
-    return await transfer_page(request, reference, flash=done[2] if done else None)
+    return await transfer_page(request, reference, flash=flash_of(request, TRANSFER_ACTS))
 
 
 def text(form: FormData, name: str) -> str:
@@ -526,7 +530,13 @@ TRANSFER_ACTS: dict[str, Act] = {
 }
 
 
-DOCUMENT_ACTS: dict[str, Act] = {"documents": (documents.upload, dict, N_("Document added."))}  # web/case_file.py
+DOCUMENT_ADDED = N_("Document added.")  # after web/case_file.py's upload (?done=documents)
+
+
+def flash_of(request: Request, acts: dict[str, Act]) -> str | None:
+    """What the page says once an act (``?done=<act>``) or an upload took effect."""
+    done = request.query_params.get("done", "")
+    return DOCUMENT_ADDED if done == "documents" else acts[done][2] if done in acts else None
 
 
 async def take(request: Request, acts: dict[str, Act], act: str, case_path: str,
@@ -618,8 +628,7 @@ async def request_page(request: Request, reference: str, status: int = 200, **co
 
 @router.get("/assistance-requests/{reference}")
 async def request_case(request: Request, reference: str) -> Response:
-    done = (REQUEST_ACTS | MEASURE_ACTS | DOCUMENT_ACTS).get(request.query_params.get("done", ""))
-    return await request_page(request, reference, flash=done[2] if done else None)
+    return await request_page(request, reference, flash=flash_of(request, REQUEST_ACTS | MEASURE_ACTS))
 
 
 def review_body(form: FormData, who: Authority) -> dict[str, Any]:
