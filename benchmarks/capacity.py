@@ -3,7 +3,9 @@ worker (`treatyflow worker`, its own process and task queue); then the worker's 
 (/proc/<pid>/status), the server's SQLite files, and the latency of the inbox, the list and a
 case read through the API with that many cases open, and of the web application's inbox and case
 pages, rendered, for a signed-in session (goals: worker RSS ≤ 250 MB; inbox, list and case read p95
-≤ 75, 100 and 75 ms; engine storage ≤ 25 kB a case; the two pages ≤ 150 ms)."""
+≤ 75, 100 and 75 ms; engine storage ≤ 25 kB a case; the two pages ≤ 150 ms). Beside the engine
+storage, as many baseline cases opened to the same point on the same server: the bare engine's
+storage for a case of that shape."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from typing import Any
 import httpx
 
 from benchmarks.harness import Stack, Timings, drive, proc_status, settle
-from benchmarks.lifecycle import Unexpected, expect
+from benchmarks.lifecycle import Unexpected, expect, open_baseline
 from tests.support import key
 from treatyflow.cases import open_transfer
 from treatyflow.samples import transfer_request
@@ -107,3 +109,19 @@ async def capacity(stack: Stack, url: str, worker: subprocess.Popen, *, open_cas
                      "growth_per_case": round((db_after["total"] - db_before["total"]) / open_cases)},
         "latency_ms": reads.summary(),
     }
+
+
+async def baseline_storage(stack: Stack, task_queue: str, *, open_cases: int, concurrency: int) -> dict[str, Any]:
+    """The bare engine's storage for the same number of open cases: baseline cases (same 13
+    activities, updates, encrypted payloads and timeouts; no content) opened on the same server and
+    left waiting for consent, as the capacity benchmark leaves the real ones. The SQLite growth per
+    case is the floor any case of this shape costs on this server."""
+    before = stack.db_bytes()["total"]
+
+    async def open_one(_: int) -> None:
+        await open_baseline(stack.client, task_queue, Timings())
+
+    await drive(open_cases, concurrency, open_one)
+    await settle([stack.server.pid])  # its consent notices delivered, nothing running
+    growth = stack.db_bytes()["total"] - before
+    return {"open_cases": open_cases, "growth": growth, "growth_per_case": round(growth / open_cases)}

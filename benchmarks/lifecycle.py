@@ -95,8 +95,8 @@ async def real_http(http: httpx.AsyncClient, client: Client, timings: Timings) -
     return ref
 
 
-async def baseline(client: Client, task_queue: str, timings: Timings) -> str:
-    """The baseline through the same calls: update-with-start, two acts, polling, one act, result."""
+async def open_baseline(client: Client, task_queue: str, timings: Timings) -> str:
+    """A baseline case opened as a transfer is (update-with-start), waiting for the consents."""
     ref = new_reference("B")
     start = WithStartWorkflowOperation(
         BaselineTransfer.run, ref, id=baseline_workflow_id(ref), task_queue=task_queue,
@@ -104,6 +104,12 @@ async def baseline(client: Client, task_queue: str, timings: Timings) -> str:
     view = await timings.timed("open_transfer", client.execute_update_with_start_workflow(
         BaselineTransfer.opened, ref, start_workflow_operation=start))
     expect(view["stage"] == "consents", f"opened in {view['stage']}")
+    return ref
+
+
+async def baseline(client: Client, task_queue: str, timings: Timings) -> str:
+    """The baseline through the same calls: update-with-start, two acts, polling, one act, result."""
+    ref = await open_baseline(client, task_queue, timings)
     handle = client.get_workflow_handle_for(BaselineTransfer.run, baseline_workflow_id(ref))
     await timings.timed("record_decision", handle.execute_update(BaselineTransfer.decide, "KZ"))
     view = await timings.timed("record_decision", handle.execute_update(BaselineTransfer.decide, "UZ"))

@@ -77,7 +77,7 @@ class Options:
 
 async def run_benchmarks(options: Options, workdir: Path, profile_dir: Path | None = None) -> dict[str, Any]:
     from benchmarks.api_overhead import api_overhead
-    from benchmarks.capacity import capacity
+    from benchmarks.capacity import baseline_storage, capacity
     from benchmarks.harness import WORKER_BENCH, WORKER_PRODUCTION, dev_stack, load_average, machine
     from benchmarks.pipeline import pipeline
 
@@ -101,10 +101,12 @@ async def run_benchmarks(options: Options, workdir: Path, profile_dir: Path | No
             results["api"] = await api_overhead(stack, "bench", worker, api, url, cases=options.api_cases,
                                                 concurrency=options.concurrency, rounds=options.rounds,
                                                 warmup=options.warmup, serial=options.serial)
-        await stack.stop(worker)  # the capacity benchmark measures a worker of its own
-        if "capacity" in options.only:
+        if "capacity" in options.only:  # measured on a worker of its own; the bench worker then runs the baseline's
             results["capacity"] = await capacity(stack, started[1][1], started[2], open_cases=options.open_cases,
                                                  concurrency=options.open_concurrency, requests=options.requests)
+            results["capacity"]["baseline_db_bytes"] = await baseline_storage(
+                stack, "bench", open_cases=options.open_cases, concurrency=options.open_concurrency)
+        await stack.stop(worker)
     results["machine"]["load_average_after"] = load_average()
     results["goals"] = goals(results)
     return results
@@ -202,7 +204,10 @@ def markdown(results: dict[str, Any]) -> str:
                     ["server SQLite files after (MB)",
                      ", ".join(f"{k} {v / 1e6:.1f}" for k, v in db["after"].items())],
                     ["SQLite growth for these cases", f"{db['growth'] / 1e6:.1f} MB ({db['growth_per_case']} bytes a case)"],
-                ]), "", table(["call", "n", "p50 ms", "p95 ms", "max ms"],
+                ] + ([["SQLite growth for as many baseline cases, open at the same point",
+                       f"{c['baseline_db_bytes']['growth'] / 1e6:.1f} MB "
+                       f"({c['baseline_db_bytes']['growth_per_case']} bytes a case)"]]
+                     if "baseline_db_bytes" in c else [])), "", table(["call", "n", "p50 ms", "p95 ms", "max ms"],
                               [row[1:] for row in latency_rows(("", c["latency_ms"]))])]
     if results.get("goals"):
         out += ["", "#### Goals", table(["goal", "measured", "bound", "met"],
