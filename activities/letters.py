@@ -12,16 +12,33 @@ Two pure steps and a thin activity:
   the two states and the person's lawyer can cross-check it against the case.
 - ``render_pdf(letter)`` → the PDF bytes: A4, a header naming the issuing system and the central
   authority of the state where the person is held, the date and the case reference, and a footer
-  saying the prison service hands it to the person. The same letter gives the same bytes: the
-  PDF's creation date is the letter's date, never the clock (fpdf2 derives the file identifier
-  from the content), so writing a notice again on a retry gives an identical document.
-- ``write_person_notice``: the activity, from ``PersonNoticeInput`` to ``PersonNotice`` (the bytes,
-  their size and SHA-256). It does not store the document: the document store
-  (``stores/documents.py``) is being written; see ``PersonNotice``.
+  saying the prison service hands it to the person, with "page N of M". The same letter gives the
+  same bytes: the PDF's creation date is the letter's date, never the clock, and reportlab's
+  invariant mode fixes the file identifier (a digest of the title), so writing a notice again on a
+  retry gives an identical document.
+- ``Letters.write_person_notice``: the activity: writes the letter (``person_notice``, from
+  ``PersonNoticeInput`` to ``PersonNotice``: the bytes, their size and SHA-256), stores it in the
+  case file's document store and returns only the document's record.
 
-Libraries. The PDF is made with **fpdf2** (LGPL-3.0; pure Python, maintained by the py-pdf
-organisation; TrueType fonts are embedded as subsets with a ToUnicode map, so the text can be
-searched and extracted). The font is **PT Sans** (ParaType, SIL Open Font License 1.1), from the
+Libraries. The PDF is made with **reportlab** (BSD; ReportLab Inc., maintained since 2000): its
+platypus lays the letter out (paragraphs, bulleted items, page breaks, a header and footer on every
+page, "page N of M" by holding the pages back until the last: ``_NumberedCanvas``), and TrueType
+fonts are embedded as subsets, each with a ToUnicode map, so the text can be searched and
+extracted. It replaced fpdf2 (LGPL-3.0), which spent 70–90 ms of CPU on every letter — parsing
+both font files again for each document (~12 ms; fpdf2 subsets the parsed fontTools font in place
+when it writes the document, so one parsed font cannot serve a second document), breaking lines by
+summing character widths in Python (~45 ms) and subsetting with fontTools (~30 ms) — when a
+transferred case writes five letters and these were most of the worker's CPU per case (issue 14).
+reportlab takes some 13 ms a letter (pure Python too: its optional C accelerator ``rl_accel`` is
+not installed): it parses each font once per process (``_fonts``), keeps each document's subset
+apart and writes only the glyphs the letter uses (``asciiReadable=False``; by default it would add
+all of ASCII). Keeping fpdf2 with the fonts parsed once would have saved only the ~12 ms.
+reportlab's font object holds the subset of each document being written and is not to serve two
+documents at the same time, so a process renders one letter at a time (``_RENDERING``). Its output
+also depends on its settings (``RL_*`` environment variables, a ``reportlab_settings`` module,
+``~/.reportlab_settings``) and, in invariant mode, on ``SOURCE_DATE_EPOCH`` (which then enters the
+file identifier): the workers of one deployment must agree on these, as they do when none is set.
+The font is **PT Sans** (ParaType, SIL Open Font License 1.1), from the
 PyPI package **fontpkg-pt-sans** (the Google Fonts files, unmodified; the package and its locator
 ``fontpkg`` are MIT; fontpkg is young, and only its ``fontpkg.path`` look-up is used): PT Sans was drawn for the Russian public-type project to
 cover Latin and the Cyrillic of the languages of Russia and its neighbours, Kazakh and Uzbek
@@ -29,13 +46,13 @@ Cyrillic letters included, and its wheel installs regular and bold static TrueTy
 machine that has only Python — no Debian font package is needed (nor found on a fresh machine).
 Weighed and left: DejaVu Sans ships inside matplotlib, which would bring numpy and a plotting
 library for one font; reportlab's bundled Vera fonts have no Cyrillic; Noto Sans on PyPI
-(fontpkg-noto-sans) is a variable font only, which fpdf2 instantiates with fontTools in some 20
-seconds per weight for every document; the one-font packages of 2018–2019 (``font-roboto``) are
+(fontpkg-noto-sans) is a variable font only, with no static bold to register (fpdf2 took some 20
+seconds per weight to instance it with fontTools); the one-font packages of 2018–2019 (``font-roboto``) are
 no longer released.
 
 PT Sans lacks one letter a name may hold: the Uzbek Latin ʻ (U+02BB, in Oʻ and Gʻ), which is drawn
 as its usual stand-in ‘ (U+2018). Any other character the font lacks (a name written in Chinese
-characters, say) would silently vanish from the PDF, so rendering refuses such a letter
+characters, say) would be drawn as empty boxes, so rendering refuses such a letter
 (``UnrenderableLetter``) rather than hand the person a letter without his name.
 
 Personal data: the letter holds the person's name; it is never logged, and neither the PDF's
@@ -46,16 +63,27 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from dataclasses import dataclass, fields, replace
-from datetime import date, datetime, time, timezone
+import io
+import threading
 from collections.abc import AsyncIterator
-from functools import cache
+from dataclasses import dataclass, fields, replace
+from datetime import date, datetime
+from functools import cache, partial
 from pathlib import Path
 from typing import Annotated, Literal
+from xml.sax.saxutils import escape
 
 import fontpkg
-from fpdf import FPDF
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from reportlab.lib.colors import Color
+from reportlab.lib.enums import TA_CENTER, TA_LEFT, TA_RIGHT
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.pdfgen.canvas import Canvas
+from reportlab.platypus import BaseDocTemplate, CondPageBreak, Flowable, Frame, KeepTogether, PageTemplate, Paragraph
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -63,14 +91,16 @@ from activities.letter_wording import WORDINGS, StateName, Wording, lower_first
 from domain.eligibility import GROUND_OF
 from domain.reference import reference
 from domain.documents import DocumentRecord
-from domain.transfer import EligibilityCondition, Enforcement, Handover, RecordedDecision, Term, TransferView
+from domain.transfer import (Condition, ConditionOutcome, Enforcement, Handover,
+                             RecordedDecision, Term, TransferView)
 from stores.documents import DocumentExists, Documents
 
 Language = Literal["ru", "en"]
 LANGUAGES: tuple[str, ...] = ("ru", "en")
 DEFAULT_LANGUAGE: Language = "ru"
 FONT_FAMILY = "PT Sans"  # the fontpkg family
-PDF_FONT = "PTSans"  # the name the PDF's font resources carry (BaseFont ``XXXXXX+PTSans``)
+# its weights by their PostScript names: reportlab's names for them, and the PDF's BaseFont (``AAAAAA+PTSans-Bold``)
+FONTS = {400: "PTSans-Regular", 700: "PTSans-Bold"}
 # characters PT Sans lacks, drawn as the look-alike it has
 LOOKALIKES = str.maketrans({"\u02bb": "\u2018"})  # Uzbek Latin oʻ, gʻ: modifier letter turned comma
 DOCUMENT_TYPE = "person_notice"  # API.md, the case file
@@ -90,12 +120,18 @@ class EligibilityDecided(_Occasion):
     kind: Literal["eligibility_decided"] = "eligibility_decided"
 
 
+def without_note(decision: RecordedDecision) -> RecordedDecision:
+    """A decision as a letter states it: a state's note (up to 10,000 characters of its reasoning,
+    for the other state) is not the person's letter and is not carried to it."""
+    return decision.model_copy(update={"note": ""}) if decision.note else decision
+
+
 class DecisionRecorded(_Occasion):
     """A state decided: consent (with the administering state's enforcement) or refusal, with its
     grounds."""
 
     kind: Literal["decision_recorded"] = "decision_recorded"
-    decision: RecordedDecision
+    decision: Annotated[RecordedDecision, AfterValidator(without_note)]
 
 
 class HandoverArranged(_Occasion):
@@ -118,9 +154,21 @@ Occasion = Annotated[EligibilityDecided | DecisionRecorded | HandoverArranged | 
 OCCASIONS: tuple[str, ...] = ("eligibility_decided", "decision_recorded", "handover_arranged", "case_closed")
 
 
+class CheckedCondition(BaseModel):
+    """An eligibility condition as a letter states it: which, and its outcome. Its detail and basis
+    (the case view's) are not carried to the letter, which explains each condition in its own words."""
+
+    model_config = ConfigDict(frozen=True, from_attributes=True)
+
+    condition: Condition
+    outcome: ConditionOutcome
+
+
 class LetterFacts(BaseModel):
     """What a letter says of the case, from the transfer view (``LetterFacts.of``) and the
-    person's name, which the view does not show (it lives in the request)."""
+    person's name, which the view does not show (it lives in the request). Only what a letter
+    says travels to the activity (and into the case's history): five letters a case carried the
+    conditions' details and bases and the states' notes five times."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -128,8 +176,8 @@ class LetterFacts(BaseModel):
     full_name: str
     sentencing_state: str
     administering_state: str
-    eligibility: list[EligibilityCondition] = []
-    decisions: list[RecordedDecision] = []
+    eligibility: list[CheckedCondition] = []
+    decisions: list[Annotated[RecordedDecision, AfterValidator(without_note)]] = []
     handover: Handover | None = None
     release_date: date | None = None
     enforcement: Enforcement | None = None
@@ -280,7 +328,7 @@ class _Words:
     def grounds(self, codes: list[str]) -> Section:
         return self.section("grounds", *_items(*(self.ground(c) for c in codes)))
 
-    def condition(self, c: EligibilityCondition) -> str:
+    def condition(self, c: CheckedCondition) -> str:
         key = "condition.not_applicable" if c.outcome == "not_applicable" else "condition"
         return self.t[key].format(label=self.w.labels[c.condition], code=c.condition,
                                   outcome=lower_first(self.w.labels[c.outcome]),
@@ -403,7 +451,7 @@ class _Words:
 
 
 class UnrenderableLetter(ValueError):
-    """The letter has characters the font does not cover: they would vanish from the PDF. The
+    """The letter has characters the font does not cover: they would not show in the PDF. The
     message counts them and never shows them (they are likely the person's name)."""
 
 
@@ -413,57 +461,120 @@ def font_path(weight: int = 400) -> Path:
     return fontpkg.path(FONT_FAMILY, weight=weight)
 
 
-MARGIN = 20  # mm, left and right
-TOP = 30  # mm: below the header
-BOTTOM = 28  # mm: above the footer
+PAGE_WIDTH, PAGE_HEIGHT = A4
+MARGIN = 20 * mm  # left and right
+TOP = 30 * mm  # the body's top, from the top edge: below the header
+BOTTOM = 28 * mm  # the body's bottom, from the bottom edge: above the footer
+WIDTH = PAGE_WIDTH - 2 * MARGIN
+HEADER_AT = 12 * mm  # the header's top, from the top edge
+FOOTER_RULE_AT = 22 * mm  # the footer's rule, from the bottom edge
+RULE = (Color(110 / 255, 110 / 255, 110 / 255), 0.3 * mm)  # the rules under the header and over the footer
 SIZE = 11  # pt, body text
-LINE = 5.3  # mm, body text
+LINE = 5.3 * mm  # body text's leading
 
 
-class _LetterPDF(FPDF):
+def _style(name: str, size: float = SIZE, leading: float = LINE, *, bold: bool = False, align: int = TA_LEFT,
+           before: float = 0, after: float = 0, **more) -> ParagraphStyle:
+    return ParagraphStyle(name, fontName=FONTS[700 if bold else 400], fontSize=size, leading=leading,
+                          alignment=align, spaceBefore=before, spaceAfter=after, **more)
+
+
+STYLES = {
+    "header": _style("header", 9, 4.5 * mm, bold=True),
+    "footer": _style("footer", 8, 4 * mm),
+    "page": _style("page", 8, 4 * mm, align=TA_RIGHT),
+    "date": _style("date", 10, 5 * mm, align=TA_RIGHT),
+    "addressee": _style("addressee", 10, 5 * mm, before=3 * mm),
+    "title": _style("title", 12.5, 6 * mm, bold=True, align=TA_CENTER, before=5 * mm, after=4 * mm),
+    "salutation": _style("salutation", after=2 * mm),
+    "body": _style("body"),
+    "heading": _style("heading", bold=True, before=2.5 * mm, after=1 * mm),
+    "paragraph": _style("paragraph", after=0.8 * mm),
+    "item": _style("item", after=0.8 * mm, leftIndent=7 * mm, bulletIndent=2 * mm, bulletFontName=FONTS[400],
+                   bulletFontSize=SIZE),
+    "help": _style("help", before=3 * mm),
+    "regards": _style("regards", before=5 * mm),
+}
+
+# reportlab's TTFont keeps the subset of each document being written in the shared font object and
+# is not to serve two documents at the same time (letters rendered in parallel threads without this
+# lock failed with a KeyError or came out different): one letter is rendered at a time in a process
+_RENDERING = threading.Lock()
+
+
+@cache
+def _fonts() -> dict[int, TTFont]:
+    """PT Sans regular and bold, parsed and registered with reportlab once per process (call
+    under ``_RENDERING``). Each document gets its own subset of them when it is written."""
+    fonts = {weight: TTFont(name, str(font_path(weight)), asciiReadable=False) for weight, name in FONTS.items()}
+    for font in fonts.values():
+        pdfmetrics.registerFont(font)
+    return fonts
+
+
+def _uncovered(text: str) -> set[str]:
+    """The characters of ``text`` (other than line breaks) that a weight of the font lacks: its
+    character map (``cmap``) has no glyph for them."""
+    return {ch for font in _fonts().values() for ch in set(text) - set("\n\r\t")
+            if ord(ch) not in font.face.charToGlyph}
+
+
+def _paragraph(text: str, style: str) -> Paragraph:
+    return Paragraph(escape(text), STYLES[style])  # the text is words, never markup
+
+
+class _Pages:
+    """What every page of one letter carries: the header (the issuer and a rule), the footer (a
+    rule and who hands the letter over) and "page N of M"."""
+
     def __init__(self, letter: Letter) -> None:
-        super().__init__(orientation="portrait", unit="mm", format="A4")
-        self.letter = letter
-        self.add_font(PDF_FONT, "", font_path(400))
-        self.add_font(PDF_FONT, "B", font_path(700))
-        self.set_margins(MARGIN, TOP, MARGIN)
-        self.set_auto_page_break(True, margin=BOTTOM)
+        self.page = letter.page
+        self.header, self.footer = _paragraph(letter.issuer, "header"), _paragraph(letter.footer, "footer")
+        self.header_height = self.header.wrap(WIDTH, PAGE_HEIGHT)[1]
+        self.footer_height = self.footer.wrap(WIDTH, PAGE_HEIGHT)[1]
 
-    def header(self) -> None:
-        self.set_xy(self.l_margin, 12)
-        self.set_font(PDF_FONT, "B", 9)
-        self.multi_cell(self.epw, 4.5, self.letter.issuer, align="L", new_x="LMARGIN", new_y="NEXT")
-        self.set_draw_color(110)
-        self.set_line_width(0.3)
-        self.line(self.l_margin, self.get_y() + 1.5, self.w - self.r_margin, self.get_y() + 1.5)
-        self.set_y(TOP)
+    @staticmethod
+    def rule(canvas: Canvas, y: float) -> None:
+        canvas.saveState()
+        canvas.setStrokeColor(RULE[0])
+        canvas.setLineWidth(RULE[1])
+        canvas.line(MARGIN, y, PAGE_WIDTH - MARGIN, y)
+        canvas.restoreState()
 
-    def footer(self) -> None:
-        self.set_y(-BOTTOM + 6)
-        self.set_draw_color(110)
-        self.set_line_width(0.3)
-        self.line(self.l_margin, self.get_y(), self.w - self.r_margin, self.get_y())
-        self.set_y(self.get_y() + 1.5)
-        self.set_font(PDF_FONT, "", 8)
-        self.multi_cell(self.epw, 4, self.letter.footer, align="L", new_x="LMARGIN", new_y="NEXT")
-        self.cell(self.epw, 4, self.letter.page.format(page=self.page_no(), pages=self.str_alias_nb_pages),
-                  align="R")
+    def begin(self, canvas: Canvas, doc: BaseDocTemplate) -> None:
+        top = PAGE_HEIGHT - HEADER_AT - self.header_height
+        self.header.drawOn(canvas, MARGIN, top)
+        self.rule(canvas, top - 1.5 * mm)
 
-    def uncovered(self, text: str) -> set[str]:
-        """The characters of ``text`` (other than line breaks) that a style of the font lacks."""
-        return {ch for font in self.fonts.values() for ch in text
-                if ord(ch) not in font.cmap and ch not in "\n\r\t"}
+    def end(self, canvas: Canvas, doc: BaseDocTemplate) -> None:
+        self.rule(canvas, FOOTER_RULE_AT)
+        self.footer.drawOn(canvas, MARGIN, FOOTER_RULE_AT - 1.5 * mm - self.footer_height)
 
-    def paragraph(self, text: str, size: float = SIZE, style: str = "", align: str = "L", height: float = LINE) -> None:
-        self.set_font(PDF_FONT, style, size)
-        self.multi_cell(self.epw, height, text, align=align, new_x="LMARGIN", new_y="NEXT")
+    def number(self, canvas: Canvas, pages: int) -> None:
+        numbering = _paragraph(self.page.format(page=canvas.getPageNumber(), pages=pages), "page")
+        height = numbering.wrap(WIDTH, PAGE_HEIGHT)[1]
+        numbering.drawOn(canvas, MARGIN, FOOTER_RULE_AT - 1.5 * mm - self.footer_height - height)
 
-    def item(self, text: str) -> None:
-        self.set_font(PDF_FONT, "", SIZE)
-        self.set_x(self.l_margin + 2)
-        self.cell(5, LINE, "•")
-        self.multi_cell(self.epw - 7, LINE, text, align="L", new_x="LMARGIN", new_y="NEXT")
-        self.ln(0.8)
+
+class _NumberedCanvas(Canvas):
+    """A canvas that holds its pages back until the last one, so that each can say "page N of M"
+    (reportlab's two-pass recipe), and dates the document ``created`` (a PDF date string)."""
+
+    def __init__(self, *args, pages: _Pages, created: str, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.setDateFormatter(lambda *_: created)
+        self._furniture, self._held = pages, []
+
+    def showPage(self) -> None:
+        self._held.append(dict(self.__dict__))
+        self._startPage()
+
+    def save(self) -> None:
+        for state in self._held:
+            self.__dict__.update(state)
+            self._furniture.number(self, len(self._held))
+            super().showPage()
+        super().save()
 
 
 def drawable(letter: Letter) -> Letter:
@@ -477,51 +588,43 @@ def drawable(letter: Letter) -> Letter:
                                   for s in letter.sections))
 
 
+def _story(letter: Letter) -> list[Flowable]:
+    """The body of the letter as reportlab's flowables, top to bottom."""
+    story: list[Flowable] = [
+        _paragraph(letter.date_line, "date"), _paragraph(letter.reference_line, "date"),
+        _paragraph(letter.addressee, "addressee"), _paragraph(letter.title, "title"),
+        _paragraph(letter.salutation, "salutation"), _paragraph(letter.intro, "body"),
+    ]
+    for section in letter.sections:
+        # no heading alone at the foot of a page: it starts a new page unless three lines fit under it
+        story += [CondPageBreak(STYLES["heading"].spaceBefore + 4 * LINE), _paragraph(section.heading, "heading")]
+        story += [Paragraph(escape(b.text), STYLES["item"], bulletText="•") if b.kind == "item"
+                  else _paragraph(b.text, "paragraph") for b in section.blocks]
+    story += [_paragraph(letter.help, "help"),
+              KeepTogether([_paragraph(letter.regards, "regards"), _paragraph(letter.authority, "body")])]
+    return story
+
+
 def render_pdf(letter: Letter) -> bytes:
     """The letter as a PDF document: A4, PT Sans embedded. Deterministic: the same letter gives
     the same bytes (the creation date is the letter's date)."""
     letter = drawable(letter)
-    pdf = _LetterPDF(letter)
-    missing = pdf.uncovered(letter.text)
-    if missing:
-        raise UnrenderableLetter(f"the letter for {letter.reference} has {len(missing)} distinct character(s) "
-                                 f"that the font {FONT_FAMILY} does not cover: they would not show in the PDF")
-    pdf.set_creation_date(datetime.combine(letter.issued_on, time(), timezone.utc))
-    pdf.set_title(f"{letter.title} — {letter.reference}")
-    pdf.set_author("treatyflow")
-    pdf.set_creator("treatyflow")
-    pdf.set_lang(letter.language)
-    pdf.add_page()
-    pdf.paragraph(letter.date_line, size=10, align="R", height=5)
-    pdf.paragraph(letter.reference_line, size=10, align="R", height=5)
-    pdf.ln(3)
-    pdf.paragraph(letter.addressee, size=10, height=5)
-    pdf.ln(5)
-    pdf.paragraph(letter.title, size=12.5, style="B", align="C", height=6)
-    pdf.ln(4)
-    pdf.paragraph(letter.salutation)
-    pdf.ln(2)
-    pdf.paragraph(letter.intro)
-    for section in letter.sections:
-        pdf.ln(2.5)
-        if pdf.will_page_break(4 * LINE):  # no heading alone at the foot of a page
-            pdf.add_page()
-        pdf.paragraph(section.heading, style="B")
-        pdf.ln(1)
-        for block in section.blocks:
-            if block.kind == "item":
-                pdf.item(block.text)
-            else:
-                pdf.paragraph(block.text)
-                pdf.ln(0.8)
-    pdf.ln(3)
-    pdf.paragraph(letter.help)
-    pdf.ln(5)
-    if pdf.will_page_break(3 * LINE):
-        pdf.add_page()
-    pdf.paragraph(letter.regards)
-    pdf.paragraph(letter.authority)
-    return bytes(pdf.output())
+    with _RENDERING:
+        missing = _uncovered(letter.text + letter.page)
+        if missing:
+            raise UnrenderableLetter(f"the letter for {letter.reference} has {len(missing)} distinct character(s) "
+                                     f"that the font {FONT_FAMILY} does not cover: they would not show in the PDF")
+        pages = _Pages(letter)
+        out = io.BytesIO()
+        doc = BaseDocTemplate(
+            out, pagesize=A4, invariant=1, pageCompression=1, lang=letter.language, initialFontName=FONTS[400],
+            title=f"{letter.title} — {letter.reference}", author="treatyflow", creator="treatyflow", subject="",
+            pageTemplates=[PageTemplate("letter", frames=[Frame(
+                MARGIN, BOTTOM, WIDTH, PAGE_HEIGHT - TOP - BOTTOM, leftPadding=0, rightPadding=0, topPadding=0,
+                bottomPadding=0, id="body")], onPage=pages.begin, onPageEnd=pages.end)])
+        doc.build(_story(letter), canvasmaker=partial(_NumberedCanvas, pages=pages,
+                                                      created=f"D:{letter.issued_on:%Y%m%d}000000Z"))
+    return out.getvalue()
 
 
 def write_letter(occasion: Occasion, facts: LetterFacts, language: Language = DEFAULT_LANGUAGE, *,
@@ -605,9 +708,11 @@ class Letters:
 
     @activity.defn(name="write_person_notice")
     async def write_person_notice(self, order: PersonNoticeOrder) -> DocumentRecord:
-        """Writes the letter (in a thread: rendering is about 0.15 s of pure-Python CPU, which holds
-        the interpreter lock that long) and stores it once: a retry after the store took it finds it
-        there. A letter that cannot be written as asked (a character the font lacks, a decision of a
+        """Writes the letter (in a thread: rendering is some 13 ms of pure-Python CPU, a two-page
+        letter ~15 ms; in the event loop it would stall the worker's polls, heartbeats and other
+        activities that long, while a thread lets them in at each switch of the interpreter lock, at
+        a cost of well under a millisecond) and stores it once: a retry after the store took it
+        finds it there. A letter that cannot be written as asked (a character the font lacks, a decision of a
         third state) fails for good."""
         try:
             written = await asyncio.to_thread(person_notice, order.notice)

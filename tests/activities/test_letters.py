@@ -14,6 +14,7 @@ import string
 import subprocess
 import sys
 import typing
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, time, timezone
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from temporalio.testing import ActivityEnvironment
 import workflows.transfer
 from activities.letter_wording import WORDINGS, en, ru
 from activities.letters import (
-    LANGUAGES, OCCASIONS, PDF_FONT, CaseClosed, DecisionRecorded, EligibilityDecided, HandoverArranged,
+    FONTS, LANGUAGES, OCCASIONS, CaseClosed, DecisionRecorded, EligibilityDecided, HandoverArranged,
     Letters, LetterFacts, PersonNotice, PersonNoticeInput, PersonNoticeOrder, UnrenderableLetter, compose_letter,
     letter_text, render_pdf, write_letter,
 )
@@ -337,17 +338,37 @@ def test_the_same_letter_gives_the_same_bytes() -> None:
     assert PdfReader(io.BytesIO(first)).metadata["/CreationDate"] == "D:20261201000000Z"
 
 
+def test_letters_written_at_once_in_threads_are_those_written_one_by_one() -> None:
+    """The activity renders in threads, over fonts the process parses once: without the lock in
+    render_pdf, reportlab's shared font objects mix two documents' subsets (a KeyError, or a
+    different PDF)."""
+    jobs = [(occasion, facts(**changes), language) for occasion, changes, _ in SCENARIOS.values()
+            for language in LANGUAGES]
+    alone = [write_letter(occasion, case, language, issued_on=ISSUED_ON) for occasion, case, language in jobs]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            together = list(pool.map(lambda job: write_letter(*job, issued_on=ISSUED_ON), jobs * 6))
+    finally:
+        sys.setswitchinterval(interval)
+    assert together == alone * 6
+
+
 def test_the_pdf_is_a4_and_embeds_the_font() -> None:
     pdf = PdfReader(io.BytesIO(write_letter(EligibilityDecided(), facts(), "ru", issued_on=ISSUED_ON)))
     for page in pdf.pages:
         assert (round(float(page.mediabox.width)), round(float(page.mediabox.height))) == (595, 842)  # A4 in points
         fonts = [f.get_object() for f in page["/Resources"]["/Font"].values()]
-        assert {str(f["/BaseFont"]).split("+")[1] for f in fonts} == {PDF_FONT, f"{PDF_FONT}Bold"}
+        # PT Sans regular and bold, each as subsets (a tag of six capitals, "+", the font's name)
+        assert {str(f["/BaseFont"]).split("+")[1] for f in fonts} == {"PTSans-Regular", "PTSans-Bold"} \
+            == set(FONTS.values())
         for font in fonts:
-            assert font["/Subtype"] == "/Type0"  # a CID font, Unicode text
-            descriptor = font["/DescendantFonts"][0].get_object()["/FontDescriptor"].get_object()
+            assert re.fullmatch(r"/[A-Z]{6}\+PTSans-(Regular|Bold)", str(font["/BaseFont"]))
+            assert font["/Subtype"] == "/TrueType"
+            descriptor = font["/FontDescriptor"].get_object()
             assert len(descriptor["/FontFile2"].get_object().get_data()) > 1_000  # the TrueType subset itself
-            assert "/ToUnicode" in font
+            assert "/ToUnicode" in font  # the text is Unicode to an extractor
     assert pdf.metadata["/Title"].endswith(REFERENCE)
     assert CYRILLIC not in str(pdf.metadata)  # no personal data in the metadata
 
@@ -426,3 +447,27 @@ def test_the_facts_come_from_the_view() -> None:
                         handover=ARRANGED, enforcement="converted")
     assert LetterFacts.of(view, CYRILLIC) == facts(decisions=[UZ_CONSENT, KZ_CONSENT], handover=ARRANGED,
                                                    enforcement="converted")
+
+
+def test_only_what_a_letter_says_travels_to_it() -> None:
+    """A letter's input is kept in the case's history five times a case: a state's note (up to
+    10,000 characters, for the other state) and each condition's detail and basis (the case view's)
+    are not carried to the letter, which does not say them."""
+    note = "Внутренняя переписка между центральными органами. " * 150
+    noted = decision("UZ", **CONVERTED).model_copy(update={"note": note})
+    view = TransferView(reference=REFERENCE, stage="awaiting_handover", sentencing_state="KZ",
+                        administering_state="UZ", received_on=date(2026, 11, 20), opened_at=AT,
+                        eligibility=[c.model_copy(update={"detail": "Подробности проверки. " * 20,
+                                                          "basis": "ETS 112 Art. 3(1)(a) " * 10}) for c in conditions()],
+                        release_date=date(2028, 5, 1), decisions=[noted, KZ_CONSENT], handover=ARRANGED,
+                        enforcement="converted")
+    sent = PersonNoticeInput(occasion=DecisionRecorded(decision=noted), facts=LetterFacts.of(view, CYRILLIC),
+                             language="ru", issued_on=ISSUED_ON)
+    carried = sent.model_dump_json()
+    assert "Внутренняя переписка" not in carried and "Подробности" not in carried and "Art. 3(1)(a)" not in carried
+    assert len(carried) < 2_000
+    # the letter says the same as with everything carried
+    assert (letter_text(sent.occasion, sent.facts, "ru", issued_on=ISSUED_ON)
+            == letter_text(DecisionRecorded(decision=UZ_CONSENT), facts(decisions=[UZ_CONSENT, KZ_CONSENT],
+                                                                        handover=ARRANGED, enforcement="converted"),
+                           "ru", issued_on=ISSUED_ON))
