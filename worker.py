@@ -28,6 +28,7 @@ from stores.signing import configured_signing_keys
 from treatyflow.client import connect, metrics_runtime, verify_keys
 from treatyflow.config import Settings
 from treatyflow.logging import configure_logging
+from treatyflow.tracing import Tracing, traced
 from workflows.assistance import AssistanceWorkflow
 from workflows.measure import MeasureWorkflow
 from workflows.transfer import TransferWorkflow
@@ -40,8 +41,12 @@ WORKFLOWS = [TransferWorkflow, AssistanceWorkflow, MeasureWorkflow]
 PASSED_THROUGH = ("workflows",)
 
 
-def workflow_runner() -> SandboxedWorkflowRunner:
-    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSED_THROUGH))
+def workflow_runner(*, traced: bool = False) -> SandboxedWorkflowRunner:
+    """``traced``: OpenTelemetry passed through too, as the SDK's own OpenTelemetry plugin does (the
+    tracing interceptor ends its workflow spans inside the sandbox, never while replaying), rather
+    than imported anew in each run's sandbox."""
+    modules = (*PASSED_THROUGH, "opentelemetry") if traced else PASSED_THROUGH
+    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*modules))
 GRACEFUL_SHUTDOWN = 10.0  # seconds for in-flight activities to finish when the worker stops
 
 
@@ -72,15 +77,19 @@ def activities(settings: Settings, codec: PayloadCodec | None = None, *,
 
 
 def create_worker(client: Client, settings: Settings, *, activity_overrides: Sequence[Callable] = (),
-                  notifier: Notifier | None = None) -> Worker:
-    """The worker; ``activity_overrides`` replace activities of the same name (tests inject faults)."""
+                  notifier: Notifier | None = None, tracing: Tracing | None = None) -> Worker:
+    """The worker; ``activity_overrides`` replace activities of the same name (tests inject faults).
+    ``tracing``: workflows and activities continue the trace of whoever started or updated them
+    (unless ``client`` carries the tracing interceptor already: the worker has it from there)."""
     codec = client.data_converter.payload_codec  # the archive is encrypted like the payloads
     by_name = {fn.__temporal_activity_definition.name: fn  # type: ignore[attr-defined]
                for fn in activities(settings, codec, notifier=notifier)}
     by_name.update({fn.__temporal_activity_definition.name: fn for fn in activity_overrides})  # type: ignore[attr-defined]
+    interceptors = [tracing.interceptor()] if tracing and not traced(client) else []
     return Worker(client, task_queue=settings.task_queue, workflows=WORKFLOWS, activities=list(by_name.values()),
                   graceful_shutdown_timeout=timedelta(seconds=GRACEFUL_SHUTDOWN),
-                  max_cached_workflows=settings.workflow_cache, workflow_runner=workflow_runner())
+                  max_cached_workflows=settings.workflow_cache,
+                  workflow_runner=workflow_runner(traced=bool(tracing) or traced(client)), interceptors=interceptors)
 
 
 async def run_worker(settings: Settings) -> None:
@@ -89,19 +98,22 @@ async def run_worker(settings: Settings) -> None:
                            else None)
     await verify_keys(client)
     notifier = Notifier(Webhooks.load(settings.webhooks_file))  # its HTTP client is closed once the worker stopped
-    worker = create_worker(client, settings, notifier=notifier)
+    tracing = Tracing.configured(settings, "worker")  # None unless an OTLP endpoint is configured
+    worker = create_worker(client, settings, notifier=notifier, tracing=tracing)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     log.info("worker started", task_queue=settings.task_queue, address=settings.temporal_address,
-             metrics=settings.worker_metrics)
+             metrics=settings.worker_metrics, traces=settings.otlp_traces_endpoint)
     try:
         async with worker:
             await stop.wait()
             log.info("worker stopping", graceful_shutdown_seconds=GRACEFUL_SHUTDOWN)
     finally:
         await notifier.aclose()  # after the graceful shutdown: no delivery is still in flight
+        if tracing:
+            tracing.shutdown()  # the spans still batched are sent
     log.info("worker stopped")
 
 

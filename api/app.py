@@ -21,18 +21,22 @@ from stores.signing import configured_signing_keys
 from treatyflow.client import codec_keys, connect, verify_keys
 from treatyflow.codec import EncryptionCodec
 from treatyflow.config import Settings
+from treatyflow.tracing import Tracing
 
 
-def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
+def create_app(settings: Settings, client: Client | None = None, tracing: Tracing | None = None) -> FastAPI:
     """The app; ``client`` given (tests) or connected at start-up. Key configuration errors
-    fail here, loudly, not at the first request."""
+    fail here, loudly, not at the first request. ``tracing`` (tests; otherwise as configured,
+    treatyflow/tracing.py): a span per request, continued by the Temporal client it connects."""
     ref = reference()
+    owned = tracing is None  # then this app shuts its tracing down
+    tracing = tracing or Tracing.configured(settings, "api")
     keys = KeyRing.configured(ref, dev_mode=settings.dev_mode, pairs=settings.api_keys, file=settings.api_keys_file)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if client is None:
-            app.state.client = await connect(settings)
+            app.state.client = await connect(settings, tracing=tracing)
             await verify_keys(app.state.client)
         app.state.archive = open_archive(url=settings.archive_url, directory=settings.archive_dir,
                                          codec=app.state.client.data_converter.payload_codec)
@@ -43,6 +47,8 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
             yield
         finally:
             sweeping.cancel()
+            if tracing and owned:
+                tracing.shutdown()  # the spans still batched are sent
 
     # docs_url/redoc_url None: FastAPI's pages load Swagger UI and ReDoc from a CDN; api/docs.py
     # serves both from an installed package instead (they render offline)
@@ -77,4 +83,6 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
         app.include_router(router)
     openapi.install(app)
     docs.install(app)
+    if tracing:  # off: not a line of OpenTelemetry runs
+        tracing.instrument(app)
     return app

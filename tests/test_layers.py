@@ -17,9 +17,11 @@ LAYERS = {
     "activities and stores": ("activities", "stores"),
     "workflows": ("workflows",),
     "the API and the worker": ("api", "worker", "treatyflow.config", "treatyflow.codec", "treatyflow.logging",
-                               "treatyflow.client", "treatyflow.cases", "treatyflow.namespace"),
+                               "treatyflow.client", "treatyflow.cases", "treatyflow.namespace",
+                               "treatyflow.tracing"),
     "the web application": ("web",),
-    "the CLI": ("treatyflow.cli", "treatyflow.demo", "treatyflow.samples", "treatyflow.devserver"),
+    "the CLI": ("treatyflow.cli", "treatyflow.demo", "treatyflow.samples", "treatyflow.devserver",
+                "treatyflow.backup", "treatyflow.supervisor"),
 }
 # Beside the layers: what a name never imports although it is below it.
 APART = {"api": ("activities", "the API reads the stores, never activity modules (those are the worker's)")}

@@ -11,12 +11,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO, TypeVar
 
 from treatyflow.config import Settings
+from treatyflow.supervisor import Child, Supervisor, exit_status, stop_in_order
 
 if TYPE_CHECKING:
     from temporalio.client import Client
@@ -54,6 +54,9 @@ Configuration comes from the environment (defaults in brackets):
   operators     TREATYFLOW_OPERATOR_TOKEN_HASH [none: SHA-256 hex of the operators' token, comma
                 separated; the only credential of /metrics outside dev mode and of the codec endpoints]
   logs          TREATYFLOW_LOG_LEVEL [INFO]
+  up            TREATYFLOW_RESTART_DELAY [1 s before a process that died is started again, doubling up to 30 s]
+  traces        OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT [none: off; OTLP/HTTP],
+                OTEL_SERVICE_NAME [treatyflow-api, treatyflow-worker], the other OTEL_* variables
 Security and keys: docs/security.md. Deployment: docs/operations.md."""
 
 
@@ -63,7 +66,8 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("up", help="the product on this machine (what `make run` runs): the embedded Temporal "
                                    "dev server (SQLite under the data dir, UI), the worker, and the API with the "
-                                   "web application in dev mode, until Ctrl-C")
+                                   "web application in dev mode, each started again after a backoff if it "
+                                   "dies, until Ctrl-C")
     commands.add_parser("worker", help="run a worker against TEMPORAL_ADDRESS until SIGINT/SIGTERM")
     commands.add_parser("api", help="serve the HTTP API (/v1) and the web application (/) on "
                                     "TREATYFLOW_API_HOST:TREATYFLOW_API_PORT (127.0.0.1:8000) until SIGINT/SIGTERM")
@@ -97,6 +101,26 @@ def main(argv: list[str] | None = None) -> None:
         accounts.choices[name].add_argument("--password-stdin", action="store_true",
                                             help="read the password from one line of stdin (for scripts) "
                                                  "instead of asking twice on the terminal")
+    from treatyflow.backup import BACKUP_DESCRIPTION, RESTORE_DESCRIPTION
+
+    raw = argparse.RawDescriptionHelpFormatter
+    backup = commands.add_parser(
+        "backup", description=BACKUP_DESCRIPTION, formatter_class=raw,
+        help="copy the embedded default's data (the engine's SQLite database, consistently while the product "
+             "runs; the archive; the documents; the users) into DIR, new or empty, with a manifest of SHA-256s, "
+             "and its keys apart (DIR/keys or --keys): docs/operations.md")
+    backup.add_argument("dir", metavar="DIR", help="where the backup goes: a new or empty directory, outside the "
+                                                   "data directory (and then off this machine)")
+    backup.add_argument("--keys", metavar="KEYS_DIR", type=Path, default=None,
+                        help="write the key files (they decrypt every case) into KEYS_DIR, new or empty, instead of "
+                             "DIR/keys: somewhere apart from the data")
+    restore = commands.add_parser(
+        "restore", description=RESTORE_DESCRIPTION, formatter_class=raw,
+        help="put a backup made by `treatyflow backup` back into the data directory (TREATYFLOW_DATA_DIR, .data "
+             "by default), which must be empty and not in use; every file is checked against the manifest first")
+    restore.add_argument("dir", metavar="DIR", help="the backup's directory (with its manifest.json)")
+    restore.add_argument("--keys", metavar="KEYS_DIR", type=Path, default=None,
+                         help="where the backup's keys were stored apart (default: DIR/keys)")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     if args.command == "worker":
@@ -110,6 +134,11 @@ def main(argv: list[str] | None = None) -> None:
         code = asyncio.run(setup(settings))
     elif args.command == "users":
         code = asyncio.run(manage_users(args, settings))
+    elif args.command in ("backup", "restore"):
+        from treatyflow import backup as backups
+
+        run = backups.run_backup if args.command == "backup" else backups.run_restore
+        code = run(settings, Path(args.dir), keys_dir=args.keys)
     elif args.command == "demo":
         from treatyflow.demo import run_demo
 
@@ -126,11 +155,13 @@ def main(argv: list[str] | None = None) -> None:
 
 def up(settings: Settings, *, with_worker: bool) -> int:
     """Start the dev server (and the worker and the API) as separate processes, as production runs
-    them, and stop them in order (the API first, then the worker, then the server) on SIGINT
-    (Ctrl-C), SIGTERM or SIGHUP (the terminal closed). Each child dies with this process however
-    it dies (Linux PR_SET_PDEATHSIG), and this process stops them when its own parent (`make`)
-    dies. A port already taken, or another `up` on the same data dir, is said in one line on
-    stderr, and so is a child exiting while starting: then exit 1 before anything claims to be up."""
+    them, keep them running (treatyflow/supervisor.py: a child that dies once all are up is said in
+    one line and started again after a backoff), and stop them in order (the API first, then the
+    worker, then the server) on SIGINT (Ctrl-C), SIGTERM or SIGHUP (the terminal closed). Each child
+    dies with this process however it dies (Linux PR_SET_PDEATHSIG), and this process stops them
+    when its own parent (`make`) dies. A port already taken, or another `up` on the same data dir,
+    is said in one line on stderr, and so is a child exiting while starting: then exit 1 before
+    anything claims to be up."""
     from treatyflow.client import codec_keys
     from treatyflow.devserver import start_dev_server, wait_until_reachable
     from treatyflow.namespace import raise_retention
@@ -166,14 +197,11 @@ def up(settings: Settings, *, with_worker: bool) -> int:
         configured_signing_keys(os.environ, settings.data_dir, dev_mode=settings.dev_mode)
     if stop_asked():
         return 0
-    log = settings.data_dir.resolve() / "temporal-server.log"
-
-    def start_server() -> _Child:
-        offset = log.stat().st_size if log.exists() else 0  # the log is appended to, run after run
-        return _Child("the Temporal dev server", start_dev_server(
-            settings, preexec_fn=_dies_with_this_process(signal.SIGTERM)), f"its log: {log}", log, offset)
-
-    children: list[_Child] = [start_server()]
+    log = settings.data_dir.resolve() / "temporal-server.log"  # appended to, run after run
+    server = Child("the Temporal dev server", f"its log: {log}", log=log,
+                   spawn=lambda: start_dev_server(settings, preexec_fn=_dies_with_this_process(signal.SIGTERM)),
+                   ready=lambda: wait_until_reachable(settings, START_TIMEOUT))
+    children: list[Child] = [server.start()]
     try:
         async def prepare() -> None:
             """Every child started from this (main) thread: a parent-death signal follows the thread."""
@@ -186,11 +214,10 @@ def up(settings: Settings, *, with_worker: bool) -> int:
                     # The dev server takes a random port for each internal service (and its HTTP
                     # API, its metrics) by closing a socket bound to port 0 and binding that port
                     # again later: another socket may take it in between. Not one of ours: again.
-                    server = children[-1]
                     if (attempt == SERVER_ATTEMPTS or server.process.poll() is None
                             or not _lost_a_random_port(server, settings, with_worker)):
                         raise
-                    children[-1] = start_server()
+                    server.start()
             await _while_alive(children, stop_asked,
                                raise_retention(client, settings.temporal_namespace, settings.retention_days),
                                "the retention of the namespace to be raised")
@@ -198,10 +225,8 @@ def up(settings: Settings, *, with_worker: bool) -> int:
                 return
             env = {**os.environ, "TREATYFLOW_MODE": os.environ.get("TREATYFLOW_MODE", "dev")}
             for command, name in (("worker", "the worker"), ("api", "the API")):
-                children.insert(0, _Child(name, subprocess.Popen(  # stopped in list order: the API drains first
-                    [sys.executable, "-m", "treatyflow.cli", command], env=env, stdin=subprocess.DEVNULL,
-                    start_new_session=True, preexec_fn=_dies_with_this_process(signal.SIGTERM)),
-                    "its output is above"))
+                children.insert(0, Child(name, "its output is above", spawn=_python_child(command, env),
+                                         needs=server).start())  # stopped in list order: the API drains first
             await _while_alive(children, stop_asked, _polling(client, settings, children[1].process.pid),
                                f"the worker to poll task queue {settings.task_queue}")
             await _while_alive(children, stop_asked, _listening(settings.api_host, settings.api_port),
@@ -230,23 +255,11 @@ def up(settings: Settings, *, with_worker: bool) -> int:
              f"  archive:           {settings.archive_dir.resolve()}\n"
              f"  server log:        {log}\n"
              "Ctrl-C stops everything; the next start finds every open case where it was.\n", sys.stdout)
-        while not stop_asked():
-            for child in children:
-                if child.process.poll() is not None:
-                    _say(f"treatyflow: {child.name} {_exit_status(child.process.returncode)}; stopping the rest "
-                         f"({child.where})")
-                    return 1
-            time.sleep(0.5)
+        # from here on a child that dies is started again, after a backoff, while the rest runs
+        asyncio.run(Supervisor(children, stop_asked=stop_asked, say=_say, first_delay=settings.restart_delay).run())
         return 0
     finally:
-        for child in children:  # the API first, then the worker, then the server
-            if child.process.poll() is None:
-                child.process.send_signal(signal.SIGTERM)
-                try:
-                    child.process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    child.process.kill()
-                    child.process.wait()
+        stop_in_order(children)  # the API first, then the worker, then the server
         _say("treatyflow stopped.", sys.stdout)
 
 
@@ -256,15 +269,6 @@ START_TIMEOUT = 120.0  # seconds each child may take to become ready (a loaded 2
 SERVER_ATTEMPTS = 3  # starts of the dev server when it loses one of its random ports while starting
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 _PARENT_AT_START = os.getppid()  # read at import, before the parent had much time to die
-
-
-@dataclasses.dataclass
-class _Child:
-    name: str
-    process: subprocess.Popen
-    where: str  # where its output goes
-    log: Path | None = None
-    log_offset: int = 0  # where this start's part of ``log`` begins
 
 
 class _StartFailed(Exception):
@@ -281,6 +285,14 @@ def _say(line: str, stream: TextIO | None = None) -> None:
         print(line, file=stream or sys.stderr, flush=True)
     except OSError:
         pass
+
+
+def _python_child(command: str, env: dict[str, str]) -> Callable[[], subprocess.Popen]:
+    """How to start `treatyflow <command>` (the worker, the API) as a child of `up`, in its own
+    session (Ctrl-C reaches `up` only), dying with `up`, its output on `up`'s."""
+    return lambda: subprocess.Popen([sys.executable, "-m", "treatyflow.cli", command], env=env,
+                                    stdin=subprocess.DEVNULL, start_new_session=True,
+                                    preexec_fn=_dies_with_this_process(signal.SIGTERM))
 
 
 def _prctl() -> Callable[..., int] | None:
@@ -426,48 +438,17 @@ def _holder(port: int) -> str:
     return ""
 
 
-def _exit_status(code: int) -> str:
-    if code < 0:
-        try:
-            return f"was killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"was killed by signal {-code}"
-    return f"exited with code {code}"
-
-
-def _log_lines(child: _Child) -> list[str]:
-    """The lines ``child`` logged (the first 64 KiB of them), for a dev server that died."""
-    if child.log is None:
-        return []
-    try:
-        with open(child.log, "rb") as f:
-            f.seek(child.log_offset)
-            text = f.read(65536).decode(errors="replace")
-    except OSError:
-        return []
-    return [line.strip() for line in text.splitlines() if line.strip()]
-
-
-def _last_error(child: _Child) -> str:
-    """The dev server's error (a port it could not bind, ...) from its log, in a few words."""
-    lines = _log_lines(child)
-    for wanted in ("address already in use", "Error", "error", "panic:"):
-        if found := [line for line in lines if wanted in line]:
-            return f": {found[0][:300]}"
-    return f": {lines[-1][:300]}" if lines else ""
-
-
-def _lost_a_random_port(child: _Child, settings: Settings, with_worker: bool) -> bool:
+def _lost_a_random_port(child: Child, settings: Settings, with_worker: bool) -> bool:
     """Whether the dev server died on a port in use that is none of `up`'s fixed ports."""
     import re
 
     ours = {port for _, _, port in _ports(settings, with_worker)}
-    taken = {int(port) for line in _log_lines(child)
+    taken = {int(port) for line in child.logged()
              for port in re.findall(r"listen tcp \S*:(\d+): bind: address already in use", line)}
     return bool(taken) and not taken & ours
 
 
-async def _while_alive(children: list[_Child], stopping: Callable[[], bool], step: Awaitable[T], what: str,
+async def _while_alive(children: list[Child], stopping: Callable[[], bool], step: Awaitable[T], what: str,
                        timeout: float = START_TIMEOUT) -> T:
     """``step``'s result, unless a child exits, a stop signal comes or ``timeout`` passes first."""
     loop = asyncio.get_running_loop()
@@ -478,8 +459,8 @@ async def _while_alive(children: list[_Child], stopping: Callable[[], bool], ste
             await asyncio.wait({task}, timeout=0.25)
             for child in children:  # also after ``step``: a frontend that answers may be another server's
                 if child.process.poll() is not None:
-                    raise _StartFailed(f"treatyflow: {child.name} {_exit_status(child.process.returncode)} while "
-                                       f"starting{_last_error(child)} ({child.where})")
+                    raise _StartFailed(f"treatyflow: {child.name} {exit_status(child.process.returncode)} while "
+                                       f"starting{child.last_error()} ({child.where})")
             if stopping():
                 raise _Stopped
             if task.done():

@@ -20,6 +20,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from treatyflow.codec import CodecKeyError, CodecKeys, EncryptionCodec, configured_keys
 from treatyflow.config import Settings
+from treatyflow.tracing import Tracing
 
 # Without a codec: only for committed test histories and for tests that read raw payloads.
 PLAIN_CONVERTER = pydantic_data_converter
@@ -51,15 +52,18 @@ def codec_keys(settings: Settings) -> CodecKeys:
     return settings.codec_keys or configured_keys(dict(os.environ), settings.data_dir, dev_mode=settings.dev_mode)
 
 
-async def connect(settings: Settings, *, runtime: Runtime | None = None, payloads: bool = True) -> Client:
+async def connect(settings: Settings, *, runtime: Runtime | None = None, payloads: bool = True,
+                  tracing: Tracing | None = None) -> Client:
     """``payloads=False``: a client for the namespace's set-up only (`treatyflow setup`), which
-    needs no codec keys and refuses every payload (``NoPayloads``)."""
+    needs no codec keys and refuses every payload (``NoPayloads``). ``tracing``: its calls
+    (start, update, query) are spans, carried into the workflows and their activities."""
     options = ClientConfig.load_client_connect_config()
     options["target_host"] = settings.temporal_address
     options["namespace"] = settings.temporal_namespace
     converter = (data_converter(codec_keys(settings)) if payloads
                  else dataclasses.replace(pydantic_data_converter, payload_codec=NoPayloads()))
-    return await Client.connect(**options, data_converter=converter, runtime=runtime)
+    return await Client.connect(**options, data_converter=converter, runtime=runtime,
+                                interceptors=[tracing.interceptor()] if tracing else [])
 
 
 async def verify_keys(client: Client) -> None:

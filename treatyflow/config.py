@@ -56,6 +56,12 @@ class Settings:
     oidc_name: str = ""  # the provider's name on the sign-in page, e.g. "GPO ID"; none: "your organisation"
     oidc_username_claim: str = "preferred_username"  # the ID token's claim holding the treatyflow user name
     oidc_redirect_url: str | None = None  # <this site>/sign-in/oidc/callback as registered; none: from the request
+    # traces (treatyflow/tracing.py), from OpenTelemetry's standard variables: where OTLP/HTTP sends
+    # them (none: off), and the service's name (none: treatyflow-api, treatyflow-worker)
+    otlp_traces_endpoint: str | None = None
+    otel_service_name: str | None = None
+    # `treatyflow up`: seconds before a child that died is started again (doubling up to 30 s)
+    restart_delay: float = 1.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -96,6 +102,9 @@ class Settings:
             oidc_name=env.get("TREATYFLOW_OIDC_NAME", ""),
             oidc_username_claim=env.get("TREATYFLOW_OIDC_USERNAME_CLAIM", cls.oidc_username_claim),
             oidc_redirect_url=env.get("TREATYFLOW_OIDC_REDIRECT_URL") or None,
+            otlp_traces_endpoint=_traces_endpoint(env),
+            otel_service_name=env.get("OTEL_SERVICE_NAME") or None,
+            restart_delay=float(env.get("TREATYFLOW_RESTART_DELAY", cls.restart_delay)),
         )
 
 
@@ -104,3 +113,18 @@ def _secret(env: dict[str, str], name: str) -> str:
     if env.get(f"{name}_FILE"):
         return Path(env[f"{name}_FILE"]).read_text().strip()
     return env.get(name, "")
+
+
+def _traces_endpoint(env: dict[str, str]) -> str | None:
+    """Where traces go, read as OpenTelemetry's specification reads its variables: the traces' own
+    endpoint as given, else the general one with ``/v1/traces``; none (traces off) without either,
+    or with OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none."""
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return None
+    if env.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "none":
+        return None
+    if env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        return env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
+    if env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        return env["OTEL_EXPORTER_OTLP_ENDPOINT"].rstrip("/") + "/v1/traces"
+    return None

@@ -12,12 +12,14 @@ from temporalio.client import Client
 from api.app import create_app as create_api
 from stores.users import open_users
 from treatyflow.config import Settings
+from treatyflow.tracing import Tracing
 from web import case_file, filing, oidc, pages
 
 
-def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
-    """What ``treatyflow api`` serves: the API, and the web application at ``/``."""
-    app = create_api(settings, client)
+def create_app(settings: Settings, client: Client | None = None, tracing: Tracing | None = None) -> FastAPI:
+    """What ``treatyflow api`` serves: the API, and the web application at ``/`` (its requests
+    traced like the API's)."""
+    app = create_api(settings, client, tracing)
     install(app, settings)
     return app
 

@@ -4,7 +4,8 @@ manifest) run through the HTTP API with distinctive names, dates of birth, facts
 evidence descriptions. Then nothing outside the encrypted payloads may hold any of them: the raw
 histories read without the codec, the search attributes and memo (describe and the visibility
 list), every log record the worker and the API emitted, the API's metrics page and the worker's
-SDK metrics, the webhook bodies, the archive (encrypted at rest). With the key, the same histories
+SDK metrics, every span the API and the worker exported (traces on, a name search among the
+requests), the webhook bodies, the archive (encrypted at rest). With the key, the same histories
 yield every value, and the API's case view shows the notes and evidence it serves."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -23,6 +25,9 @@ import pytest
 import pytest_asyncio
 import structlog
 from google.protobuf.message import Message
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
 
@@ -34,6 +39,7 @@ from tests.support import Delivery, Receiver, free_port, key, poll, serve
 from treatyflow.client import PLAIN_CONVERTER, connect, metrics_runtime
 from treatyflow.codec import ENCODING
 from treatyflow.samples import BASE, assistance_body, transfer_body
+from treatyflow.tracing import Tracing
 from worker import create_worker
 from workflows.assistance import OpenAssistance
 from workflows.transfer import OpenTransfer
@@ -116,6 +122,8 @@ class LogCapture(logging.Handler):
         self.plain = logging.Formatter("%(name)s %(levelname)s %(message)s")
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.name == "httpx" and "/v1/transfers?name=" in record.getMessage():
+            return  # the test's own client logging the name search it sends (the API logs no query)
         try:
             line = self.plain.format(record)
         except Exception as exc:  # noqa: BLE001 - a record that cannot format is still kept
@@ -140,6 +148,8 @@ class Run:
     deliveries: list[Delivery]
     archive_dir: Path
     data_dir: Path
+    spans: list[ReadableSpan]  # as exported (scrubbed: treatyflow/tracing.py)
+    raw_spans: list[ReadableSpan]  # as the instrumentations recorded them, never exported (the control)
 
 
 WEBHOOK_AUTHORITIES = ("kz-gpo", "uz-gpo", "fr-moj", "kz-court")
@@ -160,6 +170,7 @@ async def drive_transfer(http: httpx.AsyncClient) -> str:
     ref = body["reference"]
     opened = await ok(await http.post("/v1/transfers", json=body, headers=key("kz-gpo")), 201)
     assert opened["stage"] == "awaiting_consents", opened
+    await ok(await http.get("/v1/transfers", params={"name": NAME}, headers=key("kz-gpo")))  # a name in a URL
     await ok(await http.post(f"/v1/transfers/{ref}/decisions", headers=key("kz-gpo"),
                              json={"state": "KZ", "decision": "consent", "note": KZ_NOTE}))
     moved = await ok(await http.post(f"/v1/transfers/{ref}/decisions", headers=key("uz-gpo"),
@@ -250,6 +261,10 @@ async def run(dev_env, dev_settings, tmp_path_factory) -> AsyncIterator[Run]:
     archive_dir = Path(tmp_path_factory.mktemp("secrecy-archive"))
     data_dir = Path(tmp_path_factory.mktemp("secrecy-data"))  # the document store: <data dir>/documents
     metrics_address = f"127.0.0.1:{free_port()}"
+    # traces on, as OTEL_EXPORTER_OTLP_ENDPOINT turns them on, to an in-memory exporter instead
+    exporter, raw = InMemorySpanExporter(), InMemorySpanExporter()
+    tracing = Tracing.to(exporter, "treatyflow-secrecy")
+    tracing.provider.add_span_processor(SimpleSpanProcessor(raw))
     settings = dataclasses.replace(dev_settings, task_queue=f"secrecy-{uuid.uuid4().hex[:8]}", dev_mode=True,
                                    archive_dir=archive_dir, data_dir=data_dir, documents_dir=data_dir / "documents",
                                    api_timeout=10.0,
@@ -261,8 +276,10 @@ async def run(dev_env, dev_settings, tmp_path_factory) -> AsyncIterator[Run]:
                                           for a in WEBHOOK_AUTHORITIES}))
             # the worker as `treatyflow worker` builds it: its own client, with the SDK's metrics served
             worker_client = await connect(settings, runtime=metrics_runtime(metrics_address))
-            worker = create_worker(worker_client, settings, activity_overrides=[notifier.notify])
-            async with worker, serve(create_app(settings, dev_env.client)) as url:
+            worker = create_worker(worker_client, settings, activity_overrides=[notifier.notify], tracing=tracing)
+            # the API with its own client, traced as `treatyflow api` connects it
+            api_client = await connect(settings, tracing=tracing)
+            async with worker, serve(create_app(settings, api_client, tracing)) as url:
                 async with httpx.AsyncClient(base_url=url, timeout=30) as http:
                     transfer, withdrawn, assistance = await asyncio.gather(
                         drive_transfer(http), drive_withdrawn_transfer(http), drive_assistance(http))
@@ -283,8 +300,10 @@ async def run(dev_env, dev_settings, tmp_path_factory) -> AsyncIterator[Run]:
     finally:
         root.removeHandler(capture)
         root.setLevel(level)
+        tracing.shutdown()
     yield Run(dev_env.client, transfer, withdrawn, assistance, ids, views, metrics, worker_metrics,
-              list(capture.lines), list(events), deliveries, archive_dir, data_dir)
+              list(capture.lines), list(events), deliveries, archive_dir, data_dir,
+              list(exporter.get_finished_spans()), list(raw.get_finished_spans()))
 
 
 def plain_client(run: Run) -> Client:
@@ -364,10 +383,11 @@ async def test_the_raw_histories_hold_none_of_the_values(run):
 async def test_every_payload_of_substance_in_the_histories_is_encrypted(run):
     """Inputs, results, update arguments and results, signals, markers, failures' attributes:
     encrypted under the session's key. Only what the server must read stays plain: search
-    attributes (no personal data by design) and the SDK's patch markers; summaries are allowed
-    to be plain (reference, states, counts) but are in fact encrypted too."""
+    attributes (no personal data by design), the SDK's patch markers and the trace context the
+    tracing interceptor carries in headers (a W3C traceparent: ids, never baggage); summaries are
+    allowed to be plain (reference, states, counts) but are in fact encrypted too."""
     plain_paths: set[str] = set()
-    encrypted = 0
+    encrypted = traced = 0
     for workflow_id, history in (await histories(run, plain_client(run))).items():
         for event in history.events:
             for path, payload in payloads_in(event):
@@ -378,10 +398,15 @@ async def test_every_payload_of_substance_in_the_histories_is_encrypted(run):
                     generic = path.split("[")[0] if "search_attributes" in path else path.replace("[]", "")
                     plain_paths.add(generic)
                     assert found_in(payload.data) == [], (workflow_id, path)
-    assert encrypted > 50
+                    if path.endswith("header.fields[_tracer-data]"):
+                        carried = json.loads(payload.data)
+                        assert list(carried) == ["traceparent"], (workflow_id, path, carried)
+                        assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}", carried["traceparent"]), carried
+                        traced += 1
+    assert encrypted > 50 and traced > 20
     # the SDK's own patch markers (a patch id, written by the SDK's core) are plain too
     allowed = ("search_attributes", "user_metadata.summary", "user_metadata.details",
-               "marker_recorded_event_attributes.details[patch-data]")
+               "marker_recorded_event_attributes.details[patch-data]", "header.fields[_tracer-data]")
     assert {p for p in plain_paths if not any(a in p for a in allowed)} == set(), sorted(plain_paths)
 
 
@@ -510,6 +535,42 @@ async def test_the_webhook_bodies_hold_no_value(run):
     leaking = [(d.path, d.body.decode()) for d in run.deliveries
                if found_in(d.body) or found_in(json.dumps(d.headers))]
     assert leaking == []
+
+
+# ---- traces -------------------------------------------------------------------------------------
+
+def shown_by(span: ReadableSpan) -> str:
+    """Everything a span carries out: name, attributes, events and theirs, status, links', resource."""
+    return repr((span.name, dict(span.attributes or {}), [(e.name, dict(e.attributes or {})) for e in span.events],
+                 span.status.description, [dict(link.attributes or {}) for link in span.links],
+                 dict(span.resource.attributes)))
+
+
+async def test_every_span_exported_names_no_one(run):
+    """Every span the API and the worker exported during the run — as read here and as OTLP
+    would send them (the protobuf bytes) — holds none of the values."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    names = {s.name for s in run.spans}
+    # the capture works: the requests, the client's calls, the workflows and the activities are there
+    assert {"POST /v1/transfers", "GET /v1/transfers", "StartUpdateWithStartWorkflow:Transfer",
+            "RunWorkflow:Assistance", "RunWorkflow:AssistanceMeasure", "RunActivity:archive_case",
+            "RunActivity:write_person_notice", "RunActivity:notify"} <= names, sorted(names)
+    assert {s.attributes.get("temporalWorkflowID") for s in run.spans} >= set(run.workflow_ids)
+    leaking = {span.name: found_in(shown_by(span)) for span in run.spans if found_in(shown_by(span))}
+    assert leaking == {}
+    assert found_in(encode_spans(run.spans).SerializeToString()) == []
+
+
+async def test_the_name_search_leaves_no_name_in_its_span(run):
+    """The control: the instrumentation recorded the search's query string (the name in it),
+    and the exported span has the route and the path only."""
+    [raw] = [s for s in run.raw_spans if s.name == "GET /v1/transfers"]
+    assert "Zhanargul" in found_in(shown_by(raw))
+    [exported] = [s for s in run.spans if s.name == "GET /v1/transfers"]
+    assert exported.attributes["http.route"] == "/v1/transfers"
+    assert exported.attributes.get("http.target", exported.attributes.get("url.path")) == "/v1/transfers"
+    assert "url.query" not in exported.attributes
 
 
 # ---- the archive --------------------------------------------------------------------------------
