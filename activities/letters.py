@@ -62,10 +62,17 @@ metadata nor the error messages carry it.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import hashlib
 import io
+import multiprocessing
+import os
+import signal
+import sys
 import threading
 from collections.abc import AsyncIterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, fields, replace
 from datetime import date, datetime
 from functools import cache, partial
@@ -650,12 +657,8 @@ class PersonNoticeInput(BaseModel):
 
 
 class PersonNotice(BaseModel):
-    """The written notice: a ``person_notice`` document's metadata and its bytes.
-
-    Integration to do: the activity should store the bytes in the document store
-    (``stores/documents.py``, being written) and return only the metadata and the stored
-    ``document_id``, never ``content`` — the case file keeps contents outside the workflow history
-    (API.md), and this letter holds the person's name."""
+    """The written notice: a ``person_notice`` document's metadata and its bytes, which the activity
+    stores in the case file; only the metadata goes back to the workflow (``Letters``)."""
 
     model_config = ConfigDict(frozen=True, ser_json_bytes="base64", val_json_bytes="base64")
 
@@ -698,24 +701,75 @@ class PersonNoticeOrder(BaseModel):
     issued_at: datetime
 
 
+PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
+def _press_started(worker: int) -> None:
+    """The press's process, once started: it ends with the worker's process, however that ends
+    (its pool's queues would keep it waiting for ever: the kernel is asked to send SIGTERM when the
+    worker goes), and it parses the fonts before the first letter."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != worker:  # gone before the kernel was asked
+        os._exit(0)
+    with _RENDERING:
+        _fonts()
+
+
+class LetterPress:
+    """Letters are rendered in a process of their own, one per worker process, started at the first
+    letter (``spawn``: never a fork of a process running the SDK's threads). Rendering is pure-Python
+    CPU (some 13 ms a letter, five letters a transferred case): in the worker's own process it held
+    the interpreter lock that the worker's event loop needs for every case's workflow tasks, so
+    under load letters and cases took turns on one core, and the activity slots filled with letters
+    waiting their turn while openings waited for a slot (measured: openings through the API past
+    its 10 s timeout at 32 cases at once). In a process of its own a letter takes the other core and
+    the worker's loop is never held. Its process ends with the worker's (its pipe closes); if it
+    dies, the next letter starts another and the failed one is retried."""
+
+    def __init__(self) -> None:
+        self._pool: ProcessPoolExecutor | None = None
+
+    def start(self) -> ProcessPoolExecutor:
+        """Its process, started now if it is not running (it takes a second or two to start and
+        load the fonts: the worker starts it with itself, so that no letter waits for that)."""
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_press_started, initargs=(os.getpid(),))
+            self._pool.submit(int)  # the pool starts its process at the first job
+        return self._pool
+
+    async def write(self, notice: PersonNoticeInput) -> PersonNotice:
+        pool = self.start()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pool, person_notice, notice)
+        except BrokenProcessPool:
+            if self._pool is pool:
+                self._pool = None
+            raise ApplicationError("the process that renders the letters ended; the letter is written again",
+                                   type="LetterPressEnded") from None
+
+
+PRESS = LetterPress()  # the worker process's
+
+
 class Letters:
     """The letters to the sentenced person, written into the case file's document store: the
     activity returns only the document's record (metadata and digest), never its bytes, which
     hold the person's name and stay out of the history."""
 
-    def __init__(self, documents: Documents | None) -> None:
+    def __init__(self, documents: Documents | None, press: LetterPress = PRESS) -> None:
         self.documents = documents  # None: a worker without encryption keys, which keeps no documents
+        self.press = press
+        press.start()
 
     @activity.defn(name="write_person_notice")
     async def write_person_notice(self, order: PersonNoticeOrder) -> DocumentRecord:
-        """Writes the letter (in a thread: rendering is some 13 ms of pure-Python CPU, a two-page
-        letter ~15 ms; in the event loop it would stall the worker's polls, heartbeats and other
-        activities that long, while a thread lets them in at each switch of the interpreter lock, at
-        a cost of well under a millisecond) and stores it once: a retry after the store took it
-        finds it there. A letter that cannot be written as asked (a character the font lacks, a decision of a
-        third state) fails for good."""
+        """Writes the letter (``LetterPress``) and stores it once: a retry after the store took it
+        finds it there. A letter that cannot be written as asked (a character the font lacks, a
+        decision of a third state) fails for good."""
         try:
-            written = await asyncio.to_thread(person_notice, order.notice)
+            written = await self.press.write(order.notice)
         except ValueError as err:  # UnrenderableLetter among them; messages carry no personal data
             raise ApplicationError(str(err), type=type(err).__name__, non_retryable=True) from None
 

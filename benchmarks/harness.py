@@ -101,11 +101,31 @@ def proc_status(pid: int) -> dict[str, float]:
     return out
 
 
+def descendants(pid: int) -> list[int]:
+    """The processes ``pid`` started, and theirs (the worker's letter press among them)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+        for child in children:
+            found += [child, *descendants(child)]
+    return found
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of a process so far, with that of every process it started: those
+    running (``descendants``) and those it has waited for (cutime, cstime)."""
+    ticks = 0
+    for process in (pid, *descendants(pid)):
+        try:
+            with open(f"/proc/{process}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        ticks += sum(int(v) for v in fields[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 async def settle(pids: list[int], *, quiet: float = 0.05, every: float = 1.0, timeout: float = 120.0) -> float:

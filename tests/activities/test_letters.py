@@ -9,7 +9,10 @@ from __future__ import annotations
 import hashlib
 import inspect
 import io
+import multiprocessing
+import os
 import re
+import signal
 import string
 import subprocess
 import sys
@@ -29,7 +32,7 @@ import workflows.transfer
 from activities.letter_wording import WORDINGS, en, ru
 from activities.letters import (
     FONTS, LANGUAGES, OCCASIONS, CaseClosed, DecisionRecorded, EligibilityDecided, HandoverArranged,
-    Letters, LetterFacts, PersonNotice, PersonNoticeInput, PersonNoticeOrder, UnrenderableLetter, compose_letter,
+    LetterPress, Letters, LetterFacts, PersonNotice, PersonNoticeInput, PersonNoticeOrder, UnrenderableLetter, compose_letter,
     letter_text, render_pdf, write_letter,
 )
 from stores.documents import open_documents
@@ -471,3 +474,23 @@ def test_only_what_a_letter_says_travels_to_it() -> None:
             == letter_text(DecisionRecorded(decision=UZ_CONSENT), facts(decisions=[UZ_CONSENT, KZ_CONSENT],
                                                                         handover=ARRANGED, enforcement="converted"),
                            "ru", issued_on=ISSUED_ON))
+
+
+async def test_letters_are_rendered_apart_and_a_press_that_died_is_started_again() -> None:
+    """The worker's event loop never renders: a letter takes a process of its own (one per worker
+    process). If that process dies (the OOM killer), the letter in hand fails retryably, and the
+    next one starts another process and gives the same bytes."""
+    press = LetterPress()
+    before = set(multiprocessing.active_children())
+    first = await press.write(notice_input())
+    [rendering] = set(multiprocessing.active_children()) - before
+    assert rendering.pid != os.getpid()
+    os.kill(rendering.pid, signal.SIGKILL)
+    rendering.join(10)
+    with pytest.raises(ApplicationError) as ended:
+        await press.write(notice_input())
+    assert not ended.value.non_retryable  # Temporal retries the activity
+    again = await press.write(notice_input())
+    assert again.sha256 == first.sha256 and again.content == first.content
+    [restarted] = set(multiprocessing.active_children()) - before
+    assert restarted.pid != rendering.pid
