@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 READY  := $(VENV)/.installed
 
-.PHONY: run test worker clean bench
+.PHONY: run test worker clean bench chaos
 
 $(READY): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ test: $(READY)
 
 bench: $(READY)
 	$(PY) -m benchmarks.run
+
+# `make chaos ARGS="--seed 7"`: kills worker, API and server under load, then checks (python -m benchmarks.chaos --help)
+chaos: $(READY)
+	$(PY) -m benchmarks.chaos $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
