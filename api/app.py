@@ -14,6 +14,7 @@ from temporalio.client import Client
 from api import assistance, codec, common, docs, documents, errors, openapi, ops, signing, transfers
 from api.keys import KeyRing
 from api.limits import AgedCache, BodyLimit, CountGate, RateLimiter
+from api.oidc import OperatorTokens
 from domain.reference import reference
 from stores.archive import open_archive
 from stores.documents import open_documents
@@ -39,14 +40,18 @@ def create_app(settings: Settings, client: Client | None = None, tracing: Tracin
             app.state.client = await connect(settings, tracing=tracing)
             await verify_keys(app.state.client)
         app.state.archive = open_archive(url=settings.archive_url, directory=settings.archive_dir,
-                                         codec=app.state.client.data_converter.payload_codec)
+                                         codec=app.state.client.data_converter.payload_codec,
+                                         pool_size=settings.archive_pool_size)
         app.state.documents = open_documents(url=settings.documents_url, directory=settings.documents_dir,
-                                             keys=app.state.codec.keys, limit=settings.document_limit_bytes)
+                                             keys=app.state.codec.keys, limit=settings.document_limit_bytes,
+                                             pool_size=settings.documents_pool_size)
         sweeping = asyncio.create_task(documents.sweep_hourly(app.state))  # orphans of a crash, hourly
         try:
             yield
         finally:
             sweeping.cancel()
+            await app.state.archive.close()  # the pools' connections
+            await app.state.documents.close()
             if tracing and owned:
                 tracing.shutdown()  # the spans still batched are sent
 
@@ -61,6 +66,7 @@ def create_app(settings: Settings, client: Client | None = None, tracing: Tracin
     app.state.limiter = RateLimiter(settings.rate_limit)
     app.state.metrics = ops.Metrics()
     app.state.operator = ops.OperatorCredential(settings.operator_token_hash, keys, ref)
+    app.state.operator_tokens = OperatorTokens.of(settings)  # the operators' SSO tokens (codec only); None: off
     app.state.count_gate = CountGate(settings.stats_concurrency)  # visibility counts of stats and metrics
     app.state.stats_cache = AgedCache(settings.stats_max_age)  # /v1/stats answers, by scope
     app.state.gauge_cache = AgedCache(settings.stats_max_age)  # the /metrics case gauges

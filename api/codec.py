@@ -2,12 +2,14 @@
 server stores them, encrypted, and gets them back decoded for the operator — or the reverse.
 
 Who may call: the Temporal UI's operators, with the operators' credential
-(``Authorization: Bearer <operator token>``, TREATYFLOW_OPERATOR_TOKEN_HASH), or — in dev mode
-only — a request from loopback whose Origin is the configured Temporal UI (the dev server's UI
-sends no credential). Never an authority's key, of any role: the codec decrypts any case (it holds
-the deployment's keys and cannot tell whose case a payload belongs to), so a state's key decodes
-nothing, not even its own cases' payloads — it is answered 403 (a valid key, but not for this).
-CORS admits the UI origins alone (``ui_origins``)."""
+(``Authorization: Bearer <operator token>``, TREATYFLOW_OPERATOR_TOKEN_HASH), or with the access
+token the identity provider gave an operator, which the production UI forwards (a JWT of
+TREATYFLOW_OPERATOR_OIDC_ISSUER for TREATYFLOW_OPERATOR_OIDC_AUDIENCE whose role claim holds the
+operators' role: api/oidc.py), or — in dev mode only — a request from loopback whose Origin is the
+configured Temporal UI (the dev server's UI sends no credential). Never an authority's key, of any
+role: the codec decrypts any case (it holds the deployment's keys and cannot tell whose case a
+payload belongs to), so a state's key decodes nothing, not even its own cases' payloads — it is
+answered 403 (a valid key, but not for this). CORS admits the UI origins alone (``ui_origins``)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 
 from api.errors import ApiError, invalid
+from api.oidc import OperatorTokens, looks_like_jwt
 from treatyflow.codec import CodecKeyError, EncryptionCodec
 
 router = APIRouter(prefix="/codec", tags=["codec"])
@@ -47,7 +50,15 @@ async def admitted(request: Request) -> None:
     if settings.dev_mode and origin in ui_origins(settings) and host in LOOPBACK \
             and "authorization" not in request.headers:
         return
-    app.operator.check(request, "the codec endpoints")
+    what = "the codec endpoints"
+    token, operators_token = app.operator.presented(request, what)  # an authority's key: 403 here
+    if operators_token:
+        return
+    tokens: OperatorTokens | None = app.operator_tokens
+    if tokens is not None and looks_like_jwt(token):  # an operator signed in at the identity provider
+        await tokens.admit(token, what)
+        return
+    raise app.operator.unauthenticated(request, what)
 
 
 async def convert(request: Request, decode: bool) -> Response:

@@ -101,6 +101,12 @@ class OperatorCredential:
     def check(self, request: Request, what: str) -> None:
         """Pass with the operator token; 403 for an authority's key (valid, but not for this), 401
         for anything else (no credential, an unknown one, another scheme)."""
+        if not self.presented(request, what)[1]:
+            raise self.unauthenticated(request, what)
+
+    def presented(self, request: Request, what: str) -> tuple[str, bool]:
+        """The bearer token presented and whether it is the operators' token; 401 without a bearer
+        token, 403 for an authority's key (before anything else is looked at)."""
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
@@ -109,8 +115,7 @@ class OperatorCredential:
         if authority is not None:
             refused(request, authority, 403)
             raise forbidden(f"{what} take the operators' credential, not an authority's key")
-        if not self.matches(token):
-            raise self.unauthenticated(request, what)
+        return token, self.matches(token)
 
     @staticmethod
     def unauthenticated(request: Request, what: str) -> ApiError:

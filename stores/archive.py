@@ -12,12 +12,15 @@ database is unreachable (``archive_unavailable``), not when the configuration is
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 import os
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 from temporalio.api.common.v1 import Payload
@@ -25,6 +28,7 @@ from temporalio.converter import PayloadCodec
 from temporalio.exceptions import ApplicationError
 
 from domain.case import ArchivedCase
+from stores.pooled import DEFAULT_SIZE, WAIT_SECONDS, Pool, Unreachable
 
 
 @runtime_checkable
@@ -56,6 +60,9 @@ class Archive:
 
     async def write(self, case: ArchivedCase) -> ArchiveReceipt:
         raise NotImplementedError
+
+    async def close(self) -> None:
+        """Let go of what the store holds (a database's connections); files hold nothing."""
 
     @staticmethod
     def canonical(case: ArchivedCase) -> bytes:
@@ -120,25 +127,35 @@ class PostgresArchive(Archive):
             PRIMARY KEY (kind, reference)
         )"""
 
-    def __init__(self, url: str, codec: PayloadCodec | RecordCodec | None = None) -> None:
+    def __init__(self, url: str, codec: PayloadCodec | RecordCodec | None = None, *, pool_size: int = DEFAULT_SIZE,
+                 wait: float = WAIT_SECONDS) -> None:
+        """``pool_size``: the most connections this store holds at once (TREATYFLOW_ARCHIVE_POOL_SIZE);
+        ``wait``: how long a write waits for one before it fails as ``archive_unavailable``."""
         super().__init__(codec)
         self.url = url
+        self.pool = Pool(url, name="treatyflow-archive", size=pool_size, wait=wait)
         self._ready = False
+        self._schema_lock = asyncio.Lock()
 
-    async def connection(self):
-        import psycopg
-
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[Any]:
         try:
-            conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True, connect_timeout=10)
-        except psycopg.OperationalError as exc:  # unreachable for now: Temporal retries
-            raise ApplicationError(f"archive database unreachable: {type(exc).__name__}", type="archive_unavailable")
-        if not self._ready:
-            await conn.execute(self.SCHEMA)
-            self._ready = True
-        return conn
+            async with self.pool.connection() as conn:
+                if not self._ready:
+                    async with self._schema_lock, conn.transaction():  # first uses at once (and other
+                        # processes') would each create the table: CREATE ... IF NOT EXISTS is not atomic
+                        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('treatyflow.archive'))")
+                        await conn.execute(self.SCHEMA)
+                    self._ready = True
+                yield conn
+        except Unreachable as exc:  # unreachable for now: Temporal retries (never the URL: it may hold a password)
+            raise ApplicationError(f"archive database unreachable: {exc}", type="archive_unavailable") from None
+
+    async def close(self) -> None:
+        await self.pool.close()
 
     async def read(self, kind: str, reference: str) -> ArchivedCase | None:
-        async with await self.connection() as conn:
+        async with self.connection() as conn:
             row = await (await conn.execute(
                 "SELECT record FROM archived_cases WHERE kind = %s AND reference = %s", (kind, reference))).fetchone()
         return ArchivedCase.model_validate_json(self.plaintext(bytes(row[0]))) if row else None
@@ -147,7 +164,7 @@ class PostgresArchive(Archive):
         body = self.canonical(case)
         digest = hashlib.sha256(body).hexdigest()
         location = f"archived_cases/{case.kind}/{case.reference}"
-        async with await self.connection() as conn:
+        async with self.connection() as conn:
             async with conn.transaction():
                 row = await (await conn.execute(
                     "SELECT record FROM archived_cases WHERE kind = %s AND reference = %s FOR UPDATE",
@@ -162,9 +179,11 @@ class PostgresArchive(Archive):
         return ArchiveReceipt(location=location, sha256=digest, written=True)
 
 
-def open_archive(*, url: str | None, directory: Path, codec: PayloadCodec | RecordCodec | None) -> Archive:
-    """PostgreSQL at ``url`` when there is one (TREATYFLOW_ARCHIVE_URL), else files under
-    ``directory`` (TREATYFLOW_ARCHIVE_DIR)."""
+def open_archive(*, url: str | None, directory: Path, codec: PayloadCodec | RecordCodec | None,
+                 pool_size: int = DEFAULT_SIZE) -> Archive:
+    """PostgreSQL at ``url`` when there is one (TREATYFLOW_ARCHIVE_URL), through a pool of at most
+    ``pool_size`` connections (TREATYFLOW_ARCHIVE_POOL_SIZE), else files under ``directory``
+    (TREATYFLOW_ARCHIVE_DIR)."""
     if url:
-        return PostgresArchive(url, codec)
+        return PostgresArchive(url, codec, pool_size=pool_size)
     return FileArchive(directory, codec)

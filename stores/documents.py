@@ -77,6 +77,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import codecs
+import contextlib
 import hashlib
 import io
 import json
@@ -91,7 +92,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, C
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import BinaryIO, Literal, NamedTuple, Protocol
+from typing import Any, BinaryIO, Literal, NamedTuple, Protocol
 from xml.etree import ElementTree
 
 import filetype
@@ -100,6 +101,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from stores.pooled import DEFAULT_SIZE, WAIT_SECONDS, Pool, Unreachable
 
 DEFAULT_LIMIT = 20 * 1_048_576  # bytes (TREATYFLOW_DOCUMENT_LIMIT_BYTES)
 SEGMENT_BYTES = 64 * 1024  # plaintext bytes per sealed segment
@@ -677,6 +680,9 @@ class Documents:
                 pass
         return removed
 
+    async def close(self) -> None:
+        """Let go of what the store holds (a database's connections); files hold nothing."""
+
     # -- what a backend provides
 
     async def _exists(self, document_id: str) -> bool:
@@ -842,31 +848,39 @@ class PostgresDocuments(Documents):
                "nonce_prefix, info")
     BATCH = 8  # segments fetched at a time while reading
 
-    def __init__(self, url: str, keys: DocumentKeys, *, limit: int = DEFAULT_LIMIT, spool: Path | None = None) -> None:
+    def __init__(self, url: str, keys: DocumentKeys, *, limit: int = DEFAULT_LIMIT, spool: Path | None = None,
+                 pool_size: int = DEFAULT_SIZE, wait: float = WAIT_SECONDS) -> None:
+        """``pool_size``: the most connections this store holds at once
+        (TREATYFLOW_DOCUMENTS_POOL_SIZE); ``wait``: how long a call waits for one before it is
+        ``DocumentsUnavailable``."""
         super().__init__(keys, limit=limit)
         self.url = url
         self.spool = spool or Path(tempfile.gettempdir()) / "treatyflow-documents"
+        self.pool = Pool(url, name="treatyflow-documents", size=pool_size, wait=wait)
         self._ready = False
 
-    async def connection(self):
-        import psycopg
-
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[Any]:
         try:
-            conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True, connect_timeout=10)
-        except psycopg.OperationalError as exc:  # the URL may hold a password: not in the message
-            raise DocumentsUnavailable(f"documents database unreachable: {type(exc).__name__}") from None
-        if not self._ready:
-            async with conn.transaction():  # two first connections at once would both create the tables
-                await conn.execute("SELECT pg_advisory_xact_lock(hashtext('treatyflow.documents'))")
-                row = await (await conn.execute("SELECT to_regclass('document_segments') IS NOT NULL")).fetchone()
-                await conn.execute(self.SCHEMA)
-                if not row[0]:
-                    await conn.execute(self.UNCOMPRESSED)
-            self._ready = True
-        return conn
+            async with self.pool.connection() as conn:
+                if not self._ready:
+                    async with conn.transaction():  # two first connections at once would both create the tables
+                        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('treatyflow.documents'))")
+                        row = await (await conn.execute(
+                            "SELECT to_regclass('document_segments') IS NOT NULL")).fetchone()
+                        await conn.execute(self.SCHEMA)
+                        if not row[0]:
+                            await conn.execute(self.UNCOMPRESSED)
+                    self._ready = True
+                yield conn
+        except Unreachable as exc:  # never the URL in the message: it may hold a password
+            raise DocumentsUnavailable(f"documents database unreachable: {exc}") from None
+
+    async def close(self) -> None:
+        await self.pool.close()
 
     async def _exists(self, document_id: str) -> bool:
-        async with await self.connection() as conn:
+        async with self.connection() as conn:
             row = await (await conn.execute("SELECT 1 FROM documents WHERE document_id = %s",
                                             (document_id,))).fetchone()
         return row is not None
@@ -882,7 +896,7 @@ class PostgresDocuments(Documents):
     async def _publish(self, file: BinaryIO, spool: Path, header: _Header) -> None:
         import psycopg
 
-        async with await self.connection() as conn:
+        async with self.connection() as conn:
             async with conn.transaction():
                 try:
                     await conn.execute(
@@ -915,7 +929,7 @@ class PostgresDocuments(Documents):
     async def info(self, kind: str, reference: str, document_id: str) -> StoredDocument | None:
         if not DOCUMENT_ID.match(document_id):
             return None
-        async with await self.connection() as conn:
+        async with self.connection() as conn:
             header = await self._row(conn, document_id)
         if header is None:
             return None
@@ -927,21 +941,25 @@ class PostgresDocuments(Documents):
     async def read(self, kind: str, reference: str, document_id: str) -> AsyncIterator[bytes]:
         if not DOCUMENT_ID.match(document_id):
             raise DocumentNotFound(f"no document {document_id} in {kind} {reference}")
-        async with await self.connection() as conn:
+        async with self.connection() as conn:
             header = await self._row(conn, document_id)
-            if header is None:
-                raise DocumentNotFound(f"no document {document_id} in {kind} {reference}")
-            stored, seal = self._opened(header, kind, reference)
-            async for piece in self._plaintext(header, stored, seal, self._segments(conn, header)):
-                yield piece
+        if header is None:
+            raise DocumentNotFound(f"no document {document_id} in {kind} {reference}")
+        stored, seal = self._opened(header, kind, reference)
+        async for piece in self._plaintext(header, stored, seal, self._segments(header)):
+            yield piece
 
-    async def _segments(self, conn, header: _Header) -> AsyncIterator[bytes]:
-        """The sealed segments in order, a few at a time (never the whole content in memory)."""
+    async def _segments(self, header: _Header) -> AsyncIterator[bytes]:
+        """The sealed segments in order, a few at a time (never the whole content in memory), each
+        batch on a connection taken from the pool for it alone: a slow reader (a download to a slow
+        client) holds none of the pool's connections while it reads. A document is never rewritten,
+        so the batches read one content."""
         count = len(header.lengths())
         for start in range(0, count, self.BATCH):
-            rows = await (await conn.execute(
-                "SELECT segment, sealed FROM document_segments WHERE document_id = %s AND segment >= %s "
-                "AND segment < %s ORDER BY segment", (header.document_id, start, start + self.BATCH))).fetchall()
+            async with self.connection() as conn:
+                rows = await (await conn.execute(
+                    "SELECT segment, sealed FROM document_segments WHERE document_id = %s AND segment >= %s "
+                    "AND segment < %s ORDER BY segment", (header.document_id, start, start + self.BATCH))).fetchall()
             for expected, (segment, sealed) in enumerate(rows, start):
                 if segment != expected:
                     raise DocumentCorrupt(f"document {header.document_id} does not have the segments it was "
@@ -949,18 +967,20 @@ class PostgresDocuments(Documents):
                 yield bytes(sealed)
             if len(rows) < min(self.BATCH, count - start):
                 raise DocumentCorrupt(f"document {header.document_id} does not have the segments it was stored with")
-        extra = await (await conn.execute("SELECT 1 FROM document_segments WHERE document_id = %s AND segment >= %s",
-                                          (header.document_id, count))).fetchone()
+        async with self.connection() as conn:
+            extra = await (await conn.execute(
+                "SELECT 1 FROM document_segments WHERE document_id = %s AND segment >= %s",
+                (header.document_id, count))).fetchone()
         if extra:
             raise DocumentCorrupt(f"document {header.document_id} does not have the segments it was stored with")
 
     async def remove(self, document_id: str) -> bool:
-        async with await self.connection() as conn:
+        async with self.connection() as conn:
             removed = await conn.execute("DELETE FROM documents WHERE document_id = %s", (document_id,))
         return removed.rowcount > 0
 
     async def stored(self, *, before: datetime) -> AsyncIterator[Listed]:
-        async with await self.connection() as conn:
+        async with self.connection() as conn:
             rows = await (await conn.execute(
                 "SELECT document_id, kind, reference, stored_at FROM documents WHERE stored_at < %s "
                 "ORDER BY stored_at", (before,))).fetchall()
@@ -971,11 +991,13 @@ class PostgresDocuments(Documents):
         return self.spool.glob(".doc-*.tmp") if self.spool.is_dir() else []
 
 
-def open_documents(*, url: str | None, directory: Path, keys: DocumentKeys, limit: int = DEFAULT_LIMIT) -> Documents:
+def open_documents(*, url: str | None, directory: Path, keys: DocumentKeys, limit: int = DEFAULT_LIMIT,
+                   pool_size: int = DEFAULT_SIZE) -> Documents:
     """PostgreSQL at ``url`` when there is one (TREATYFLOW_DOCUMENTS_URL, by default the
-    archive's), staging uploads under ``directory/spool``; else files under ``directory``
+    archive's), through a pool of at most ``pool_size`` connections (TREATYFLOW_DOCUMENTS_POOL_SIZE),
+    staging uploads under ``directory/spool``; else files under ``directory``
     (``<data dir>/documents``). ``keys``: the payload codec's (``Settings.codec_keys``);
     ``limit``: TREATYFLOW_DOCUMENT_LIMIT_BYTES."""
     if url:
-        return PostgresDocuments(url, keys, limit=limit, spool=directory / "spool")
+        return PostgresDocuments(url, keys, limit=limit, spool=directory / "spool", pool_size=pool_size)
     return FileDocuments(directory, keys, limit=limit)

@@ -29,14 +29,17 @@ Configuration comes from the environment (defaults in brackets):
   Temporal      TEMPORAL_ADDRESS [localhost:7233], TEMPORAL_NAMESPACE [default], TEMPORAL_API_KEY,
                 TEMPORAL_TLS, TEMPORAL_TLS_SERVER_CA_CERT_PATH, TEMPORAL_TLS_CLIENT_CERT_PATH,
                 TEMPORAL_TLS_CLIENT_KEY_PATH, TEMPORAL_TLS_SERVER_NAME
-  worker        TREATYFLOW_TASK_QUEUE [treatyflow], TREATYFLOW_WORKER_METRICS [off; e.g. 0.0.0.0:9000],
+  worker        TREATYFLOW_TASK_QUEUE [treatyflow], TREATYFLOW_WORKER_METRICS [off; e.g. 0.0.0.0:9000:
+                /metrics, /healthz, /readyz],
                 TREATYFLOW_WEBHOOKS_FILE [none], TREATYFLOW_WORKFLOW_CACHE [500 cases in memory]
   data          TREATYFLOW_DATA_DIR [.data], TREATYFLOW_ARCHIVE_DIR [<data dir>/archive],
                 TREATYFLOW_ARCHIVE_URL [none; postgresql://... for a shared archive],
                 TREATYFLOW_USERS_URL [the archive's URL; none: <data dir>/users.json],
                 TREATYFLOW_DOCUMENTS_DIR [<data dir>/documents], TREATYFLOW_DOCUMENTS_URL [the archive's
                 URL; none: files], TREATYFLOW_DOCUMENT_LIMIT_BYTES [20971520],
-                TREATYFLOW_RETENTION_DAYS [3650]
+                TREATYFLOW_RETENTION_DAYS [60: days the engine keeps a closed case; the archive keeps it],
+                TREATYFLOW_ARCHIVE_POOL_SIZE [4], TREATYFLOW_DOCUMENTS_POOL_SIZE [4] (PostgreSQL connections per
+                process at most)
   keys          TREATYFLOW_CODEC_KEYS or TREATYFLOW_CODEC_KEYS_FILE [dev: <data dir>/codec-keys.json],
                 TREATYFLOW_API_KEYS or TREATYFLOW_API_KEYS_FILE (SHA-256 hashes), TREATYFLOW_MODE [production;
                 `up` sets dev: demo keys demo-<authority id>], the states' signing keys TREATYFLOW_SIGNING_KEYS
@@ -52,9 +55,13 @@ Configuration comes from the environment (defaults in brackets):
                 TREATYFLOW_OIDC_USERNAME_CLAIM [preferred_username], TREATYFLOW_OIDC_REDIRECT_URL
                 [<the request's site>/sign-in/oidc/callback]
   operators     TREATYFLOW_OPERATOR_TOKEN_HASH [none: SHA-256 hex of the operators' token, comma
-                separated; the only credential of /metrics outside dev mode and of the codec endpoints]
+                separated; the only credential of /metrics outside dev mode and of the codec endpoints],
+                the operators' SSO access tokens for the codec endpoints: TREATYFLOW_OPERATOR_OIDC_ISSUER [none:
+                off], TREATYFLOW_OPERATOR_OIDC_AUDIENCE, TREATYFLOW_OPERATOR_OIDC_ROLE_CLAIM [roles],
+                TREATYFLOW_OPERATOR_OIDC_ROLE [treatyflow-operator]
   logs          TREATYFLOW_LOG_LEVEL [INFO]
   up            TREATYFLOW_RESTART_DELAY [1 s before a process that died is started again, doubling up to 30 s]
+  worker        TREATYFLOW_GRACEFUL_SHUTDOWN [45 s for in-flight activities to finish on SIGTERM]
   traces        OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT [none: off; OTLP/HTTP],
                 OTEL_SERVICE_NAME [treatyflow-api, treatyflow-worker], the other OTEL_* variables
 Security and keys: docs/security.md. Deployment: docs/operations.md."""
@@ -220,7 +227,7 @@ def up(settings: Settings, *, with_worker: bool) -> int:
                     server.start()
             await _while_alive(children, stop_asked,
                                raise_retention(client, settings.temporal_namespace, settings.retention_days),
-                               "the retention of the namespace to be raised")
+                               "the retention of the namespace to be set")
             if not with_worker:
                 return
             env = {**os.environ, "TREATYFLOW_MODE": os.environ.get("TREATYFLOW_MODE", "dev")}

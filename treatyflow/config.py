@@ -27,9 +27,13 @@ class Settings:
     documents_dir: Path = Path(".data/documents")  # the document store's files (no documents_url)
     documents_url: str | None = None
     document_limit_bytes: int = 20 * 1_048_576  # the largest document an upload may store (20 MiB)
+    # PostgreSQL connections each process holds at most for the archive and for the documents (one
+    # pool per store and process; docs/operations.md, "Connection budget")
+    archive_pool_size: int = 4
+    documents_pool_size: int = 4
     ui_port: int = 8233
     log_level: str = "INFO"
-    retention_days: int = 3650
+    retention_days: int = 60  # days the engine keeps a closed workflow (the archive keeps the case)
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     dev_mode: bool = False  # demo keys (demo-<authority id>) are accepted only in dev mode
@@ -40,12 +44,22 @@ class Settings:
     max_body_bytes: int = 1_048_576
     webhooks_file: Path | None = None  # JSON {"<authority id>": {"url": ..., "secret": ...}}; none: no webhooks
     workflow_cache: int = 500  # cases a worker keeps in memory (~0.34 MB each); others replay on demand
-    worker_metrics: str | None = None  # host:port where the worker serves the SDK's Prometheus metrics
+    # host:port where the worker serves the SDK's Prometheus metrics (/metrics) and its probes
+    # (/healthz, /readyz: ready once connected, its codec keys verified and polling)
+    worker_metrics: str | None = None
     codec_keys: CodecKeys | None = None  # None: from TREATYFLOW_CODEC_KEYS(_FILE), see treatyflow.codec
     ui_origin: str = "http://localhost:8233"  # the Temporal UI allowed to call the codec endpoints
     # the operators' credential (/metrics outside dev mode, the codec endpoints): SHA-256 hex of the
     # operator token, comma separated (several while one is rotated); never an authority's key
     operator_token_hash: str = ""
+    # the operators' access tokens from the identity provider the Temporal UI signs them in with,
+    # which the UI forwards to the codec endpoints (api/oidc.py): its issuer (none: off), the
+    # tokens' audience, the claim holding their roles (a dotted name reaches into objects) and the
+    # role that makes an operator
+    operator_oidc_issuer: str | None = None
+    operator_oidc_audience: str = ""
+    operator_oidc_role_claim: str = "roles"
+    operator_oidc_role: str = "treatyflow-operator"
     stats_max_age: float = 3.0  # seconds a /v1/stats answer (and the /metrics case gauges) may be old
     stats_concurrency: int = 2  # visibility counts stats and metrics may run at once, all callers together
     # signing in to the web application through an identity provider (OpenID Connect), as well as
@@ -60,6 +74,9 @@ class Settings:
     # them (none: off), and the service's name (none: treatyflow-api, treatyflow-worker)
     otlp_traces_endpoint: str | None = None
     otel_service_name: str | None = None
+    # seconds the worker gives in-flight activities to finish when it stops: longer than the longest
+    # activity timeout (30 s), so a rollout cancels no work (deploy/: the pods' grace period outlasts it)
+    graceful_shutdown: float = 45.0
     # `treatyflow up`: seconds before a child that died is started again (doubling up to 30 s)
     restart_delay: float = 1.0
 
@@ -78,6 +95,8 @@ class Settings:
             documents_dir=Path(env.get("TREATYFLOW_DOCUMENTS_DIR", str(data_dir / "documents"))),
             documents_url=env.get("TREATYFLOW_DOCUMENTS_URL") or env.get("TREATYFLOW_ARCHIVE_URL") or None,
             document_limit_bytes=int(env.get("TREATYFLOW_DOCUMENT_LIMIT_BYTES", cls.document_limit_bytes)),
+            archive_pool_size=int(env.get("TREATYFLOW_ARCHIVE_POOL_SIZE", cls.archive_pool_size)),
+            documents_pool_size=int(env.get("TREATYFLOW_DOCUMENTS_POOL_SIZE", cls.documents_pool_size)),
             ui_port=int(env.get("TREATYFLOW_UI_PORT", cls.ui_port)),
             log_level=env.get("TREATYFLOW_LOG_LEVEL", cls.log_level).upper(),
             retention_days=int(env.get("TREATYFLOW_RETENTION_DAYS", cls.retention_days)),
@@ -91,6 +110,10 @@ class Settings:
             max_body_bytes=int(env.get("TREATYFLOW_MAX_BODY_BYTES", cls.max_body_bytes)),
             ui_origin=env.get("TREATYFLOW_UI_ORIGIN", f"http://localhost:{env.get('TREATYFLOW_UI_PORT', cls.ui_port)}"),
             operator_token_hash=env.get("TREATYFLOW_OPERATOR_TOKEN_HASH", ""),
+            operator_oidc_issuer=env.get("TREATYFLOW_OPERATOR_OIDC_ISSUER") or None,
+            operator_oidc_audience=env.get("TREATYFLOW_OPERATOR_OIDC_AUDIENCE", ""),
+            operator_oidc_role_claim=env.get("TREATYFLOW_OPERATOR_OIDC_ROLE_CLAIM") or cls.operator_oidc_role_claim,
+            operator_oidc_role=env.get("TREATYFLOW_OPERATOR_OIDC_ROLE") or cls.operator_oidc_role,
             stats_max_age=float(env.get("TREATYFLOW_STATS_MAX_AGE", cls.stats_max_age)),
             stats_concurrency=int(env.get("TREATYFLOW_STATS_CONCURRENCY", cls.stats_concurrency)),
             worker_metrics=env.get("TREATYFLOW_WORKER_METRICS") or None,
@@ -105,6 +128,7 @@ class Settings:
             otlp_traces_endpoint=_traces_endpoint(env),
             otel_service_name=env.get("OTEL_SERVICE_NAME") or None,
             restart_delay=float(env.get("TREATYFLOW_RESTART_DELAY", cls.restart_delay)),
+            graceful_shutdown=float(env.get("TREATYFLOW_GRACEFUL_SHUTDOWN", cls.graceful_shutdown)),
         )
 
 

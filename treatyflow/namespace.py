@@ -1,6 +1,6 @@
 """What a Temporal namespace needs before treatyflow runs on it: the search attributes of
 workflows/search_attributes.py and the retention of closed workflows. `treatyflow setup` prepares
-a cluster's namespace with ``prepare_namespace``; `treatyflow up` raises the retention of the
+a cluster's namespace with ``prepare_namespace``; `treatyflow up` sets the retention of the
 embedded dev server's (which is started with the search attributes on its command line), and the
 tests register the attributes on servers started without them. Both steps are idempotent."""
 
@@ -37,6 +37,9 @@ async def register_search_attributes(client: Client, namespace: str) -> None:
 
 
 async def raise_retention(client: Client, namespace: str, days: int) -> None:
+    """The namespace keeps closed workflows ``days`` days (TREATYFLOW_RETENTION_DAYS, 60 by
+    default): raised from the dev server's own default, or cut from an earlier, longer one — the
+    archive, not the engine, is the record of closed cases."""
     await client.workflow_service.update_namespace(UpdateNamespaceRequest(
         namespace=namespace, config=NamespaceConfig(workflow_execution_retention_ttl=timedelta(days=days))))
 

@@ -40,6 +40,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from api.errors import ApiError
+from api.oidc import ALGORITHMS, METADATA_SECONDS, ProviderUnavailable, read_provider
 from stores.users import USERNAME
 from treatyflow.config import Settings
 from web.pages import language_of, local, render, secured
@@ -49,12 +50,8 @@ log = structlog.get_logger("treatyflow.web")
 
 router = APIRouter(include_in_schema=False)
 FLOW_COOKIE, FLOW_PATH, FLOW_SECONDS = "treatyflow_oidc", "/sign-in/oidc", 600
-ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"]  # never "none" or HMAC
-METADATA_SECONDS = 3600.0  # how long the provider's metadata and keys are kept before they are read again
-
-
-class ProviderUnavailable(Exception):
-    """The identity provider could not be reached, or answered what is not OpenID Connect."""
+# the provider's keys and the algorithms a signature may use (never "none" or HMAC) are the API's
+# (api/oidc.py), shared with the codec endpoints' check of the operators' tokens
 
 
 class SignInRefused(Exception):
@@ -83,25 +80,9 @@ class Provider:
                    client_secret=settings.oidc_client_secret, username_claim=settings.oidc_username_claim,
                    name=settings.oidc_name)
 
-    async def get(self, url: str, **kwargs: Any) -> dict[str, Any]:
-        try:
-            async with httpx.AsyncClient(timeout=10.0) as http:
-                answer = await http.get(url, **kwargs)
-            answer.raise_for_status()
-            return answer.json()
-        except (httpx.HTTPError, ValueError) as exc:
-            raise ProviderUnavailable(f"{type(exc).__name__} reading the provider") from None
-
     async def read(self, *, again: bool = False) -> dict[str, Any]:
         if self.metadata is None or again or time.monotonic() - self.read_at > METADATA_SECONDS:
-            metadata = await self.get(f"{self.issuer}/.well-known/openid-configuration")
-            if metadata.get("issuer", "").rstrip("/") != self.issuer or not all(
-                    isinstance(metadata.get(k), str) for k in ("authorization_endpoint", "token_endpoint", "jwks_uri")):
-                raise ProviderUnavailable("the provider's metadata is not for this issuer")
-            try:
-                keys = KeySet.import_key_set(await self.get(metadata["jwks_uri"]))
-            except (JoseError, ValueError, TypeError, KeyError):
-                raise ProviderUnavailable("the provider's keys cannot be read") from None
+            metadata, keys = await read_provider(self.issuer, ("authorization_endpoint", "token_endpoint"))
             self.metadata, self.keys, self.read_at = metadata, keys, time.monotonic()
         return self.metadata
 

@@ -48,6 +48,7 @@ def worker_env(server: DevServer, task_queue: str, data_dir: Path, *, webhooks: 
         "TREATYFLOW_DATA_DIR": str(data_dir),
         "TREATYFLOW_ARCHIVE_DIR": str(archive_dir or data_dir / "archive"),
         "TREATYFLOW_LOG_LEVEL": "INFO",
+        "TREATYFLOW_GRACEFUL_SHUTDOWN": "10",  # production's 45 s would only lengthen these tests
     })
     if webhooks is not None:
         env["TREATYFLOW_WEBHOOKS_FILE"] = str(webhooks)

@@ -22,11 +22,11 @@ from tests.faults.support import (
 from tests.support import DevServer, Proc, Processes, Receiver, free_port, key, until
 from treatyflow.cases import transfer_handle
 from treatyflow.samples import transfer_body, transfer_request
-from worker import GRACEFUL_SHUTDOWN
 from workflows.transfer import OpenTransfer, TransferWorkflow, transfer_workflow_id
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
+GRACEFUL_SHUTDOWN = 10.0  # the workers' here (TREATYFLOW_GRACEFUL_SHUTDOWN), shorter than production's to keep the test short
 FAST, SLOW = 3.0, 25.0  # seconds a delivery takes: within the graceful time, or beyond it
 
 

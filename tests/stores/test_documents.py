@@ -177,13 +177,21 @@ REFUSED = {
 async def backend(request, tmp_path):
     """A function giving a store of this test's backend (the same place each time) for keys."""
     if request.param == "file":
-        return lambda keys=KEYS_A, **kw: open_documents(url=None, directory=tmp_path / "documents", keys=keys, **kw)
+        yield lambda keys=KEYS_A, **kw: open_documents(url=None, directory=tmp_path / "documents", keys=keys, **kw)
+        return
     server = request.getfixturevalue("postgres_url")
     database = f"documents_{uuid.uuid4().hex[:12]}"
     async with await psycopg.AsyncConnection.connect(server, autocommit=True) as conn:
         await conn.execute(f"CREATE DATABASE {database}")
     url = server.rsplit("/", 1)[0] + f"/{database}"
-    return lambda keys=KEYS_A, **kw: open_documents(url=url, directory=tmp_path / "documents", keys=keys, **kw)
+    opened: list[Documents] = []
+
+    def open_one(keys=KEYS_A, **kw) -> Documents:
+        opened.append(open_documents(url=url, directory=tmp_path / "documents", keys=keys, **kw))
+        return opened[-1]
+    yield open_one
+    for store in opened:  # their pools' connections
+        await store.close()
 
 
 @pytest.fixture
@@ -681,7 +689,8 @@ def test_the_configuration_chooses_the_backend_and_the_limit(tmp_path):
 async def test_an_unreachable_database_is_a_typed_error(tmp_path):
     from tests.support.serving import free_port
 
-    store = PostgresDocuments(f"postgresql://nobody:secret@127.0.0.1:{free_port()}/none", KEYS_A, spool=tmp_path)
+    store = PostgresDocuments(f"postgresql://nobody:secret@127.0.0.1:{free_port()}/none", KEYS_A, spool=tmp_path,
+                              wait=1)  # how long a call waits for a connection of the pool (10 s by default)
     with pytest.raises(documents.DocumentsUnavailable) as unavailable:
         await store.info(CASE["kind"], CASE["reference"], new_document_id())
     assert "secret" not in str(unavailable.value)

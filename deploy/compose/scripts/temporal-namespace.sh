@@ -1,10 +1,11 @@
 #!/bin/sh
 # Registers the Temporal namespace treatyflow runs in, once (idempotent). Retention and search
-# attributes are then set by `treatyflow setup`.
+# attributes are then set by `treatyflow setup` (TREATYFLOW_RETENTION_DAYS); 1440 h = its 60 days.
+# The temporal CLI reads the address and its mTLS certificate from TEMPORAL_ADDRESS and TEMPORAL_TLS_*.
 set -eu
 
 : "${TEMPORAL_ADDRESS:?}" "${TEMPORAL_NAMESPACE:?}"
-RETENTION="${TEMPORAL_NAMESPACE_RETENTION:-87600h}"
+RETENTION="${TEMPORAL_NAMESPACE_RETENTION:-1440h}"
 
 attempt=0
 until temporal operator cluster health --address "$TEMPORAL_ADDRESS" >/dev/null 2>&1; do
