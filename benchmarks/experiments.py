@@ -79,7 +79,25 @@ class TransferWithoutSummaries(TransferWorkflow):
         return await super().run(case)
 
 
+@workflow.defn(name="Transfer")
+class TransferWithoutLetters(TransferWorkflow):
+    """No letter to the sentenced person (ETS 112 Art. 4(5): he is to be told in writing of each
+    decision): five activities, their rendering and their stored documents fewer a transferred case."""
+
+    @workflow.init
+    def __init__(self, case: OpenTransfer) -> None:
+        super().__init__(case)
+
+    @workflow.run
+    async def run(self, case: OpenTransfer) -> TransferView:
+        return await super().run(case)
+
+    def write_to_person(self, occasion: Any) -> None:
+        pass
+
+
 # variant name → (the real workflow it replaces, the experiment)
 EXPERIMENTS = {"no-publish": (TransferWorkflow, TransferWithoutPublishing),
                "no-deadlines": (TransferWorkflow, TransferWithoutDeadlines),
-               "no-summaries": (TransferWorkflow, TransferWithoutSummaries)}
+               "no-summaries": (TransferWorkflow, TransferWithoutSummaries),
+               "no-letters": (TransferWorkflow, TransferWithoutLetters)}

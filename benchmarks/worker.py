@@ -16,7 +16,7 @@ To measure a change to the worker before making it, ``TREATYFLOW_BENCH_VARIANT``
 - ``sandbox-default``: the SDK's default sandbox, nothing passed through (the worker before 0.2.0);
 - ``bytecode``: no option here; the harness lets Python cache bytecode (see ``harness.Stack.env``);
 - a name of ``benchmarks.experiments.EXPERIMENTS`` (``no-publish``, ``no-deadlines``,
-  ``no-summaries``): that experimental
+  ``no-summaries``, ``no-letters``): that experimental
   subclass is registered in place of the real workflow it changes."""
 
 from __future__ import annotations

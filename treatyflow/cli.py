@@ -61,7 +61,7 @@ Configuration comes from the environment (defaults in brackets):
                 TREATYFLOW_OPERATOR_OIDC_ROLE [treatyflow-operator]
   logs          TREATYFLOW_LOG_LEVEL [INFO]
   up            TREATYFLOW_RESTART_DELAY [1 s before a process that died is started again, doubling up to 30 s]
-  worker        TREATYFLOW_GRACEFUL_SHUTDOWN [45 s for in-flight activities to finish on SIGTERM]
+  worker        TREATYFLOW_GRACEFUL_SHUTDOWN [45 s (20 s under `up`) for in-flight activities to finish on SIGTERM]
   traces        OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT [none: off; OTLP/HTTP],
                 OTEL_SERVICE_NAME [treatyflow-api, treatyflow-worker], the other OTEL_* variables
 Security and keys: docs/security.md. Deployment: docs/operations.md."""
@@ -230,7 +230,10 @@ def up(settings: Settings, *, with_worker: bool) -> int:
                                "the retention of the namespace to be set")
             if not with_worker:
                 return
-            env = {**os.environ, "TREATYFLOW_MODE": os.environ.get("TREATYFLOW_MODE", "dev")}
+            env = {**os.environ, "TREATYFLOW_MODE": os.environ.get("TREATYFLOW_MODE", "dev"),
+                   # on this machine a stop waits at most STOP_WAIT for each child: the worker's graceful
+                   # shutdown fits in it (production's 45 s is the cluster's, deploy/)
+                   "TREATYFLOW_GRACEFUL_SHUTDOWN": os.environ.get("TREATYFLOW_GRACEFUL_SHUTDOWN", "20")}
             for command, name in (("worker", "the worker"), ("api", "the API")):
                 children.insert(0, Child(name, "its output is above", spawn=_python_child(command, env),
                                          needs=server).start())  # stopped in list order: the API drains first

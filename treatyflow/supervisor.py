@@ -20,7 +20,7 @@ from pathlib import Path
 MAX_DELAY = 30.0  # seconds: the longest wait before a child that keeps dying is started again
 STABLE_AFTER = 60.0  # seconds up after which a child's next death waits the first delay again
 TICK = 0.25  # seconds between two looks at the children and at the stop request
-STOP_WAIT = 60.0  # seconds a child may take to stop after SIGTERM before it is killed: the worker's graceful shutdown (45 s) and more
+STOP_WAIT = 30.0  # seconds a child may take to stop after SIGTERM before it is killed (the worker's graceful shutdown: 20 s under `up`)
 
 
 @dataclasses.dataclass(eq=False)

@@ -231,6 +231,8 @@ TEMPLATES = (
     N_("the metrics take the operators' credential, not an authority's key"),
     N_("the codec endpoints need the operators' credential (Authorization: Bearer <operator token>)"),
     N_("the metrics need the operators' credential (Authorization: Bearer <operator token>)"),
+    N_("the codec endpoints need the operators' credential: the token does not hold"),
+    N_("the codec endpoints cannot check the operator's token now: the identity provider cannot be reached"),
     # the web application's own (web.pages)
     N_("This form has expired or did not come from this site. Open the page again and send the form from there."),
     # ---- keys (401), what there is not (404), the body (400, 413, 415), the rate (429) ----

@@ -40,11 +40,12 @@ def postgres_url() -> Iterator[str]:
     subprocess.run([*as_postgres, str(bindir / "initdb"), "-D", str(data / "db"), "-A", "trust", "-U", "treatyflow"],
                    check=True, capture_output=True, timeout=120)
     subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data / "db"), "-l", str(data / "log"), "-w",
-                    "-o", f"-p {port} -k {data} -c listen_addresses=127.0.0.1", "start"],
+                    "-o", f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off "
+                          "-c full_page_writes=off", "start"],  # a throwaway server: durability is not tested here
                    check=True, capture_output=True, timeout=120)
     try:
         yield f"postgresql://treatyflow@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data / "db"), "-m", "fast", "stop"],
+        subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data / "db"), "-m", "immediate", "stop"],
                        capture_output=True, timeout=60)
         shutil.rmtree(data, ignore_errors=True)
