@@ -85,6 +85,17 @@ async def capacity(stack: Stack, url: str, worker: subprocess.Popen, *, open_cas
         for _ in range(requests):
             await get("GET /v1/transfers?stage=awaiting_consents", "/v1/transfers", "uz-gpo",
                       {"stage": "awaiting_consents"})
+        # a later page: the token of page 5 (50 cases a page, fewer when there are not 250), read again and again
+        size, token = min(50, max(1, open_cases // 5)), None
+        for _ in range(4):
+            listed = await get("warm-up", "/v1/transfers", "kz-gpo",
+                               {"page_size": size, **({"page_token": token} if token else {})})
+            token = listed["next_page_token"]
+            expect(bool(token), f"the list of {open_cases} cases ends before page 5 ({size} a page)")
+        fifth = {"page_size": size, "page_token": token}
+        for _ in range(requests):
+            page = await get("GET /v1/transfers?page_token=... (page 5)", "/v1/transfers", "kz-gpo", fifth)
+            expect(len(page["items"]) == size, f"page 5 holds {len(page['items'])} cases, not {size}")
         for _ in range(requests):  # a case read live: a query, answered from the worker's cache or by replay
             await get("GET /v1/transfers/{reference}", f"/v1/transfers/{picks.choice(references)}", "uz-gpo")
         reads.pop("warm-up")
