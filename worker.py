@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import socket
+from typing import Any
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 
@@ -68,20 +69,40 @@ def documents(settings: Settings, codec: PayloadCodec | None) -> Documents | Non
 
 
 def activities(settings: Settings, codec: PayloadCodec | None = None, *,
-               notifier: Notifier | None = None) -> list[Callable]:
+               notifier: Notifier | None = None, opened: list | None = None) -> list[Callable]:
     """Every activity; an unusable webhooks file raises WebhookConfigError here, at start-up
     (unless the ``notifier`` is given: whoever made it closes it), and missing or unusable signing
-    keys SigningKeyError (stores/signing.py: the same ring the API publishes)."""
+    keys SigningKeyError (stores/signing.py: the same ring the API publishes). ``opened``: the
+    stores opened for them are added to it, for whoever runs them to close."""
     if notifier is None:
         notifier = Notifier(Webhooks.load(settings.webhooks_file))
     archive = open_archive(url=settings.archive_url, directory=settings.archive_dir, codec=codec,
                            pool_size=settings.archive_pool_size)
     signing = configured_signing_keys(os.environ, settings.data_dir, dev_mode=settings.dev_mode)
+    case_file = documents(settings, codec)
+    if opened is not None:
+        opened += [store for store in (archive, case_file) if store is not None]
     return [resolve_treaty, check_eligibility, arrange_handover, check_assistance_scope,
             Signatory(signing).build_manifest,
-            Letters(documents(settings, codec)).write_person_notice,
+            Letters(case_file).write_person_notice,
             notifier.notify,
             Archiver(archive).archive_case]
+
+
+class CaseWorker(Worker):
+    """The SDK's worker, which closes the stores of its activities (their database connections)
+    once it has shut down."""
+
+    def __init__(self, *args: Any, stores: list, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stores = stores
+
+    async def shutdown(self) -> None:
+        try:
+            await super().shutdown()
+        finally:
+            for store in self.stores:
+                await store.close()
 
 
 def create_worker(client: Client, settings: Settings, *, activity_overrides: Sequence[Callable] = (),
@@ -90,14 +111,16 @@ def create_worker(client: Client, settings: Settings, *, activity_overrides: Seq
     ``tracing``: workflows and activities continue the trace of whoever started or updated them
     (unless ``client`` carries the tracing interceptor already: the worker has it from there)."""
     codec = client.data_converter.payload_codec  # the archive is encrypted like the payloads
+    stores: list = []
     by_name = {fn.__temporal_activity_definition.name: fn  # type: ignore[attr-defined]
-               for fn in activities(settings, codec, notifier=notifier)}
+               for fn in activities(settings, codec, notifier=notifier, opened=stores)}
     by_name.update({fn.__temporal_activity_definition.name: fn for fn in activity_overrides})  # type: ignore[attr-defined]
     interceptors = [tracing.interceptor()] if tracing and not traced(client) else []
-    return Worker(client, task_queue=settings.task_queue, workflows=WORKFLOWS, activities=list(by_name.values()),
-                  graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown),
-                  max_cached_workflows=settings.workflow_cache,
-                  workflow_runner=workflow_runner(traced=bool(tracing) or traced(client)), interceptors=interceptors)
+    return CaseWorker(client, stores=stores, task_queue=settings.task_queue, workflows=WORKFLOWS,
+                      activities=list(by_name.values()),
+                      graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown),
+                      max_cached_workflows=settings.workflow_cache,
+                      workflow_runner=workflow_runner(traced=bool(tracing) or traced(client)), interceptors=interceptors)
 
 
 class Readiness:

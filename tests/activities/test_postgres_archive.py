@@ -57,12 +57,15 @@ async def test_a_closed_case_is_written_once_encrypted_and_read_back(postgres_ur
     changed = record.model_copy(update={"view": {**record.view, "stage": "withdrawn"}})
     assert (await archive.write(changed)).written
     assert (await archive.read("transfer", record.reference)).view["stage"] == "withdrawn"
+    await archive.close()
 
 
 async def test_an_unreachable_database_is_a_retryable_error_with_a_type():
     port = free_port()  # nothing listens there
+    archive = PostgresArchive(f"postgresql://nobody@127.0.0.1:{port}/none", CODEC, wait=1)
     with pytest.raises(ApplicationError) as err:
-        await PostgresArchive(f"postgresql://nobody@127.0.0.1:{port}/none", CODEC, wait=1).read("transfer", "X")
+        await archive.read("transfer", "X")
+    await archive.close()
     assert err.value.type == "archive_unavailable" and not err.value.non_retryable
 
 
@@ -79,7 +82,9 @@ async def test_a_worker_archives_into_postgresql(postgres_url, dev_client, tmp_p
     async with create_worker(dev_client, settings):
         opening = await open_transfer(dev_client, request, "kz-gpo", settings.task_queue)
         await transfer_handle(dev_client, request.reference).result()
-    archived = await PostgresArchive(postgres_url, CODEC).read("transfer", request.reference)
+    reader = PostgresArchive(postgres_url, CODEC)
+    archived = await reader.read("transfer", request.reference)
+    await reader.close()
     assert archived is not None and archived.view["stage"] == "refused"
     assert archived.view["grounds"] == ["not_national"] and opening.view.stage == "refused"
     assert not list(tmp_path.iterdir())  # nothing went to the file archive
