@@ -58,6 +58,8 @@ from typing import Any, Callable
 
 import httpx
 
+from tests.support.serving import free_ports
+
 ROOT = Path(__file__).resolve().parents[1]
 UP = [sys.executable, "-m", "treatyflow.cli", "up"]
 BANNER = "treatyflow is up"
@@ -193,31 +195,6 @@ def descendants(root: int) -> dict[int, int]:
             found[pid] = info[2]
             todo += below.get(pid, [])
     return found
-
-
-def free_ports(count: int, rng: random.Random) -> list[int]:
-    """Free loopback ports below the ephemeral range (where the dev server takes its random ones)."""
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            ephemeral = int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        ephemeral = 32768
-    chosen: list[socket.socket] = []
-    try:
-        for port in rng.sample(range(10000, ephemeral), 200):
-            probe = socket.socket()
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                probe.close()
-                continue
-            chosen.append(probe)
-            if len(chosen) == count:
-                return [s.getsockname()[1] for s in chosen]
-        raise RuntimeError("no free ports below the ephemeral range")
-    finally:
-        for s in chosen:
-            s.close()
 
 
 def die_with_parent() -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -102,7 +103,12 @@ class FileArchive(Archive):
             return ArchiveReceipt(location=str(path), sha256=digest, written=False)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".tmp") as tmp:
+            # a write of this case killed before its rename (the worker SIGKILLed) left its temporary
+            # file: this is its retry (one attempt of a case's archiving runs at a time)
+            for stale in path.parent.glob(f"{glob.escape(path.stem)}.*.tmp"):
+                stale.unlink(missing_ok=True)
+            with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, prefix=f"{path.stem}.",
+                                             suffix=".tmp") as tmp:
                 tmp.write(self.sealed(body))
                 tmp.flush()
                 os.fsync(tmp.fileno())

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import free_ports
+
 REPO = Path(__file__).resolve().parents[2]
 UP = [sys.executable, "-m", "treatyflow.cli", "up"]
 # What `make run` is to `up`: its parent, which on SIGINT and SIGHUP waits for it (GNU make's way).
@@ -107,32 +109,6 @@ def kill(pids: dict[int, int]) -> None:
 
 
 # ---- `up` as a subprocess ---------------------------------------------------------------------------
-
-def free_ports(count: int) -> list[int]:
-    """Free ports below the ephemeral range, where the dev server takes its random ones (and the
-    kernel the local ports of connections): none of them can take ours before our servers do."""
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            ephemeral = int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        ephemeral = 32768
-    chosen: list[socket.socket] = []
-    try:
-        for port in random.sample(range(10000, ephemeral), 200):
-            probe = socket.socket()
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                probe.close()
-                continue
-            chosen.append(probe)
-            if len(chosen) == count:
-                return [s.getsockname()[1] for s in chosen]
-        raise AssertionError("no free ports below the ephemeral range")
-    finally:
-        for s in chosen:
-            s.close()
-
 
 def up_env(data_dir: Path, ports: list[int], **extra: str) -> dict[str, str]:
     frontend, ui, api = ports

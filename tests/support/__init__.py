@@ -9,9 +9,9 @@ pytest, which the benchmarks importing this package do not."""
 from tests.support.devserver import DevServer
 from tests.support.polling import poll, until
 from tests.support.processes import REPO, Proc, Processes, base_env, codec_keys_env
-from tests.support.serving import free_port, serve
+from tests.support.serving import free_port, free_ports, serve
 from tests.support.webhooks import Delivery, Receiver, signed_with
 from treatyflow.samples import key
 
 __all__ = ["REPO", "Delivery", "DevServer", "Proc", "Processes", "Receiver", "base_env",
-           "codec_keys_env", "free_port", "key", "poll", "serve", "signed_with", "until"]
+           "codec_keys_env", "free_port", "free_ports", "key", "poll", "serve", "signed_with", "until"]

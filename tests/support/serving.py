@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,6 +17,32 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def free_ports(count: int, rng: random.Random | None = None) -> list[int]:
+    """Free loopback ports below the ephemeral range, where the dev server takes its random ones (and
+    the kernel the local ports of connections): none of them can take ours before our servers do."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            ephemeral = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral = 32768
+    chosen: list[socket.socket] = []
+    try:
+        for port in (rng or random).sample(range(10000, ephemeral), 200):
+            probe = socket.socket()
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                probe.close()
+                continue
+            chosen.append(probe)
+            if len(chosen) == count:
+                return [s.getsockname()[1] for s in chosen]
+        raise RuntimeError("no free ports below the ephemeral range")
+    finally:
+        for s in chosen:
+            s.close()
 
 
 @asynccontextmanager
