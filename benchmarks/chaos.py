@@ -58,6 +58,7 @@ from typing import Any, Callable
 
 import httpx
 
+from tests.support.processes import cmdline, proc_stat
 from tests.support.serving import free_ports
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -146,24 +147,6 @@ def parse(argv: list[str] | None) -> Options:
 
 
 # ---- processes, from /proc ---------------------------------------------------------------------------
-
-def proc_stat(pid: int) -> tuple[int, str, int] | None:
-    """(ppid, state, start time) of ``pid``, or None."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return int(fields[1]), fields[0], int(fields[19])
-
-
-def cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
 
 def children_of(parent: int) -> dict[str, int]:
     """`up`'s living children by kind (worker, api, server): the processes whose parent is ``parent``."""

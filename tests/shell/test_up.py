@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import free_ports
+from tests.support.processes import cmdline as command, proc_stat as stat
 
 REPO = Path(__file__).resolve().parents[2]
 UP = [sys.executable, "-m", "treatyflow.cli", "up"]
@@ -42,16 +43,6 @@ GONE = 30.0  # seconds the children may take to die after `up` or its parent is 
 
 
 # ---- processes, read from /proc ---------------------------------------------------------------------
-
-def stat(pid: int) -> tuple[int, str, int] | None:
-    """(ppid, state, start time) of ``pid``, or None when there is no such process."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return int(fields[1]), fields[0], int(fields[19])
-
 
 def descendants(root: int) -> dict[int, int]:
     """pid -> start time of every process below ``root``."""
@@ -78,14 +69,6 @@ def alive(pid: int, started: int) -> bool:
     """The same process (not a reused pid), and not a zombie waiting for a reaper."""
     info = stat(pid)
     return info is not None and info[2] == started and info[1] != "Z"
-
-
-def command(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
 
 
 def still_alive(pids: dict[int, int], seconds: float) -> dict[int, str]:

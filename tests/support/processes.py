@@ -111,3 +111,24 @@ def base_env() -> dict[str, str]:
 def codec_keys_env(keys: CodecKeys) -> str:
     """``keys``' current key as TREATYFLOW_CODEC_KEYS gives it to a process (``<id>:<base64>``)."""
     return f"{keys.current}:{base64.b64encode(keys.keys[keys.current]).decode()}"
+
+
+# ---- processes, read from /proc (tests/shell, benchmarks/chaos.py) ----------------------------------
+
+def proc_stat(pid: int) -> tuple[int, str, int] | None:
+    """(ppid, state, start time) of ``pid``, or None when there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[1]), fields[0], int(fields[19])
+
+
+def cmdline(pid: int) -> str:
+    """The command line of ``pid``, or "" when it is gone."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
