@@ -11,9 +11,9 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from temporalio.client import Client
 
-from api import assistance, codec, common, docs, documents, errors, openapi, ops, signing, transfers
+from api import assistance, batch, codec, common, docs, documents, errors, openapi, ops, signing, transfers
 from api.keys import KeyRing
-from api.limits import AgedCache, BodyLimit, CountGate, RateLimiter
+from api.limits import AgedCache, BodyLimit, CountGate, IntakeGate, RateLimiter
 from api.oidc import OperatorTokens
 from domain.reference import reference
 from stores.archive import open_archive
@@ -69,7 +69,9 @@ def create_app(settings: Settings, client: Client | None = None, tracing: Tracin
     app.state.operator_tokens = OperatorTokens.of(settings)  # the operators' SSO tokens (codec only); None: off
     app.state.count_gate = CountGate(settings.stats_concurrency)  # visibility counts of stats and metrics
     app.state.stats_cache = AgedCache(settings.stats_max_age)  # /v1/stats answers, by scope
+    app.state.caseload_cache = AgedCache(settings.caseload_max_age)  # /v1/stats's caseload figures, by scope
     app.state.gauge_cache = AgedCache(settings.stats_max_age)  # the /metrics case gauges
+    app.state.intake = IntakeGate(settings.batch_concurrency)  # batches' lines, yielding to single openings
     app.state.client = client
     app.state.codec = EncryptionCodec(codec_keys(settings))
     # the states' signing keys, the worker's (in dev: the same file under the data directory)
@@ -79,12 +81,14 @@ def create_app(settings: Settings, client: Client | None = None, tracing: Tracin
     # innermost first: the body limit runs before routing and authentication (a keyless client
     # cannot make the API hold a large body), inside CORS and the request metrics (its 413s are
     # counted and carry the UI origin's CORS headers)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, streamed=documents.UPLOAD_PATH,
-                       streamed_limit=settings.document_limit_bytes + documents.MULTIPART_OVERHEAD)
+    # (the web application adds the paths its own routes read as a stream: web/importing.py)
+    app.state.streamed = {documents.UPLOAD_PATH: settings.document_limit_bytes + documents.MULTIPART_OVERHEAD,
+                          batch.PATH: batch.MAX_BYTES}
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, streamed=app.state.streamed)
     app.add_middleware(CORSMiddleware, allow_origins=list(codec.ui_origins(settings)), allow_methods=["POST"],
                        allow_headers=["content-type", "x-namespace", "authorization"], allow_credentials=True)
     app.add_middleware(ops.MetricsMiddleware)
-    for router in (transfers.router, assistance.router, documents.router, common.router, signing.router, codec.router,
+    for router in (batch.router, transfers.router, assistance.router, documents.router, common.router, signing.router, codec.router,
                    ops.router):
         app.include_router(router)
     openapi.install(app)

@@ -41,11 +41,12 @@ async def file_request(request: Request, response: Response, who: Caller) -> Any
     if who.state != body.requesting_state:
         raise deny(request, who, f"{who.id} files requests of {who.state} only: requesting_state must be {who.state}",
                    body.reference)
-    today = utc_today()
+    today, received_today = utc_today(), body.received_on is None
     body = body.model_copy(update={"received_on": body.received_on or today})
     return await open_or_find(request, response, who, ASSISTANCE, body,
                               reference_problems(body.reference, who.state)
-                              + assistance_problems(body, today, request.app.state.reference))
+                              + assistance_problems(body, today, request.app.state.reference),
+                              received_today=received_today)
 
 
 @router.get("", response_model=CaseList)

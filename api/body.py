@@ -29,3 +29,18 @@ async def parse(request: Request, model: type[M]) -> M:
 def utc_today() -> date:
     """'Today' for the API is the UTC date (API.md)."""
     return datetime.now(timezone.utc).date()
+
+
+async def read_at_most(request: Request, limit: int) -> bytes | None:
+    """A body read by its route (one the body limit lets through), counted as it arrives; None when
+    its declared length or its count passes ``limit`` (nothing more is read)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -32,6 +32,7 @@ class ApiError(Exception):
         self.fields = fields or []
         self.headers = headers or {}
         self.cause = cause  # of a 503: the label of the operators' metric
+        self.problems: list[tuple[str, str]] = []  # of a 422: each field at fault and what is wrong with it
 
 
 def unauthenticated(dev_example: str | None = None) -> ApiError:
@@ -64,8 +65,10 @@ def forbidden(message: str) -> ApiError:
 def invalid(problems: list[tuple[str, str]]) -> ApiError:
     """422 naming each field at fault; each problem's message begins with its field (or with
     ``the body``), and the message is the problems', joined by ``; ``."""
-    return ApiError(422, "invalid", "; ".join(problem_text(f, m) for f, m in problems),
-                    fields=[f for f, _ in problems])
+    error = ApiError(422, "invalid", "; ".join(problem_text(f, m) for f, m in problems),
+                     fields=[f for f, _ in problems])
+    error.problems = [(f, problem_text(f, m)) for f, m in problems]
+    return error
 
 
 def problem_text(field: str, message: str) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import structlog
@@ -112,36 +113,71 @@ async def find_case(request: Request, who: Authority, kind: CaseKind, reference:
 
 
 async def open_or_find(request: Request, response: Response, who: Authority, kind: CaseKind, body: Any,
-                       problems: list[tuple[str, str]]) -> Any:
+                       problems: list[tuple[str, str]], opening: bool = True, received_today: bool = False) -> Any:
     """Open the case (201), or answer the existing one for an identical request (200, live or
-    from the archive); the same reference with a different request is 409."""
+    from the archive); the same reference with a different request is 409. Without ``opening``
+    (a preview), nothing is opened: the status is the one opening would give, the answer None.
+
+    ``received_today``: the client left ``received_on`` out and the API gave it today's date. A
+    case opened from the same request on an earlier day (a retry across midnight, a list imported
+    again) then holds that day: it is the same request, answered as existing, not a reference
+    taken."""
     app = request.app.state
     if problems:
         raise invalid(problems)
     taken = conflict(reference_taken(body.reference))
+    digest = request_digest(body)
+
+    def same_request(sha256: str, received_on: date | str) -> bool:
+        if sha256 == digest:
+            return True
+        day = date.fromisoformat(received_on) if isinstance(received_on, str) else received_on
+        return received_today and sha256 == request_digest(body.model_copy(update={"received_on": day}))
 
     async def from_archive() -> Any:
         archived = await app.archive.read(kind.name, body.reference)
         if archived is None:
             return None
-        if archived.request_sha256 != request_digest(body):
+        if not same_request(archived.request_sha256, archived.view["received_on"]):
             raise taken
         response.status_code = 200
         return kind.view.model_validate(archived.view)
 
+    async def live() -> tuple[Any, Any] | None:
+        """The open case's opening and view (None: no case under the reference)."""
+        handle = case_handle(app.client, kind, body.reference)
+        try:
+            found = await within(app.settings.api_timeout, handle.query(kind.workflow.opening))
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+            return None
+        return found, (await within(app.settings.api_timeout, handle.query(kind.workflow.view)))
+
     # a case closed long ago may be gone from the engine: the archive is its record
     if (view := await from_archive()) is not None:
         return view
+    if not opening:
+        found = await live()
+        if found is not None and not same_request(found[0].request_sha256, found[1].received_on):
+            raise taken
+        response.status_code = 201 if found is None else 200
+        return None
     try:
-        opening = await within(app.settings.api_timeout,
-                               open_case(app.client, kind, body, who.id, app.settings.task_queue))
+        async with app.intake.opening():
+            opened = await within(app.settings.api_timeout,
+                                  open_case(app.client, kind, body, who.id, app.settings.task_queue))
     except WorkflowUpdateFailedError as err:
         raise act_refused(err) from None
     except ReferenceTaken:
-        raise taken from None
+        found = await live() if received_today else None
+        if found is None or not same_request(found[0].request_sha256, found[1].received_on):
+            raise taken from None
+        response.status_code = 200
+        return found[1]
     except CaseClosed:  # closed since the archive was read; its record is written before it closes
         if (view := await from_archive()) is None:
             raise taken from None
         return view
-    response.status_code = 201 if opening.created else 200
-    return opening.view
+    response.status_code = 201 if opened.created else 200
+    return opened.view

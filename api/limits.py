@@ -4,23 +4,28 @@
   authentication, so that no client — with or without a key — makes the API hold more than
   ``max_body_bytes`` of a body;
 - ``RateLimiter``: a per-authority token bucket (429 with Retry-After);
-- ``AgedCache`` and ``CountGate``: answers computed from visibility counts (stats, the metrics
-  gauges) are shared for a bounded age, computed once at a time per scope, and the counts they
-  make run a bounded number at a time, so that no number of callers can slow the engine for the
-  reads of others."""
+- ``AgedCache`` and ``CountGate``: answers computed from visibility counts and lists (stats and
+  their caseload figures, the metrics gauges) are shared for a bounded age, computed once at a time
+  per scope, and the counts and list pages they make run a bounded number at a time, so that no
+  number of callers can slow the engine for the reads of others."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import re
 import time
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from temporalio.api.workflow.v1 import WorkflowExecutionInfo
+from temporalio.api.workflowservice.v1 import ListWorkflowExecutionsRequest
 
 from api.errors import ApiError, body
 
@@ -81,23 +86,23 @@ class BodyLimit:
     a socket with unread data makes the kernel reset the connection, and the client would lose the
     413 it is owed."""
 
-    def __init__(self, app: ASGIApp, limit: int, streamed: re.Pattern[str] | None = None,
-                 streamed_limit: int = 0) -> None:
+    def __init__(self, app: ASGIApp, limit: int, streamed: dict[re.Pattern[str], int] | None = None) -> None:
         self.app = app
         self.limit = limit
-        # POSTs to these paths (document uploads) are read by their route as a stream, which
-        # counts them against their own limit: here only a declared length past it is refused
-        self.streamed, self.streamed_limit = streamed, streamed_limit
+        # POSTs to these paths (document uploads, batches) are read by their route as a stream,
+        # which counts them against their own limit: here only a declared length past it is refused
+        self.streamed = streamed or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if self.streamed is not None and scope.get("method") == "POST" and self.streamed.match(scope.get("path", "")):
+        streamed = next((limit for path, limit in self.streamed.items() if path.match(scope.get("path", ""))), None) \
+            if scope.get("method") == "POST" else None
+        if streamed is not None:
             declared = dict(scope.get("headers", ())).get(b"content-length", b"").decode("latin-1").strip()
-            if declared.isdigit() and int(declared) > self.streamed_limit:
-                await self.answer(send, ApiError(413, "too_large", f"the body may not exceed {self.streamed_limit} "
-                                                                   "bytes"))
+            if declared.isdigit() and int(declared) > streamed:
+                await self.answer(send, ApiError(413, "too_large", f"the body may not exceed {streamed} bytes"))
             else:
                 await self.app(scope, receive, send)
             return
@@ -209,10 +214,13 @@ def _retrieve(task: asyncio.Task[Any]) -> None:
 
 
 class CountGate:
-    """At most ``size`` visibility counts at a time for stats and the metrics gauges, all callers
-    and scopes together (per API process): what they take of the visibility store is bounded
-    whatever the number of callers and scopes, and the store keeps its other connections and
-    its time for everyone else's lists, inboxes and case reads."""
+    """At most ``size`` visibility counts or list pages at a time for stats (and their caseload
+    figures) and the metrics gauges, all callers and scopes together (per API process): what they
+    take of the visibility store is bounded whatever the number of callers and scopes, and the
+    store keeps its other connections and its time for everyone else's lists, inboxes and case
+    reads."""
+
+    PAGE = 1000  # executions a list page gives at most (the server's own limit)
 
     def __init__(self, size: int) -> None:
         self.size = max(1, size)
@@ -221,3 +229,84 @@ class CountGate:
     async def count(self, client: Any, query: str) -> int:
         async with self.semaphore:
             return (await client.count_workflows(query)).count
+
+    async def list(self, client: Any, query: str, timeout: float) -> list[WorkflowExecutionInfo]:
+        """Every execution ``query`` finds, as the raw rows of the visibility store (search
+        attributes undecoded, memos never decoded), page by page: each page takes the gate's place
+        in turn with others' counts, and at most ``timeout`` seconds."""
+        rows: list[WorkflowExecutionInfo] = []
+        token = b""
+        while True:
+            async with self.semaphore:
+                answer = await client.workflow_service.list_workflow_executions(ListWorkflowExecutionsRequest(
+                    namespace=client.namespace, query=query, page_size=self.PAGE, next_page_token=token),
+                    retry=True, timeout=timedelta(seconds=timeout))
+            rows += answer.executions
+            token = answer.next_page_token
+            if not token or not answer.executions:
+                return rows
+
+
+# ---- the engine's intake: batches and single openings -----------------------------------------------
+
+BATCH_LINE: ContextVar[bool] = ContextVar("batch_line", default=False)
+"""Set while a line of a batch is judged: its opening is the batch's, not a single one."""
+
+
+class IntakeGate:
+    """The engine's intake shared between the lines of batches and single openings (per API
+    process). Lines open at most ``size`` at a time for all batches together; while a single
+    opening (``POST /v1/transfers`` or ``/v1/assistance-requests``) is under way, or was less than
+    ``quiet`` seconds ago, at most ``shared`` — so another authority's opening finds at most that
+    many of a batch's cases ahead of it in the engine, and the batch takes its whole share back as
+    soon as the others are quiet. A batch always keeps ``shared`` (≥ 1): it never starves."""
+
+    def __init__(self, size: int, shared: int = 1, quiet: float = 1.0) -> None:
+        self.size, self.shared, self.quiet = max(1, size), max(1, min(shared, size)), quiet
+        self.lines = 0  # lines in flight
+        self.singles = 0  # single openings in flight
+        self.single_ended = -math.inf  # when the last one ended (monotonic)
+        self._changed: asyncio.Condition | None = None
+
+    @property
+    def changed(self) -> asyncio.Condition:
+        if self._changed is None:  # made in the running loop, on first use
+            self._changed = asyncio.Condition()
+        return self._changed
+
+    def allowed(self) -> tuple[int, float]:
+        """Lines allowed in flight now, and the seconds until that may grow by itself."""
+        if self.singles:
+            return self.shared, self.quiet
+        quiet_for = time.monotonic() - self.single_ended
+        return (self.shared, self.quiet - quiet_for) if quiet_for < self.quiet else (self.size, math.inf)
+
+    @contextlib.asynccontextmanager
+    async def line(self) -> AsyncIterator[None]:
+        async with self.changed:
+            while True:
+                allowed, until = self.allowed()
+                if self.lines < allowed:
+                    break
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self.changed.wait(), None if until == math.inf else max(until, 0.01))
+            self.lines += 1
+        try:
+            yield
+        finally:
+            async with self.changed:
+                self.lines -= 1
+                self.changed.notify_all()
+
+    @contextlib.asynccontextmanager
+    async def opening(self) -> AsyncIterator[None]:
+        """Around an opening: a single one counts (a batch's line is already counted)."""
+        if BATCH_LINE.get():
+            yield
+            return
+        self.singles += 1
+        try:
+            yield
+        finally:
+            self.singles -= 1
+            self.single_ended = time.monotonic()

@@ -31,16 +31,23 @@ CENTRAL, PRISON = "central_authority", "prison_service"
 async def open_case(request: Request, response: Response, who: Caller) -> Any:
     if who.role != CENTRAL:
         raise deny(request, who, only("open a transfer case", acting(request, who.state, {CENTRAL})))
-    body = await parse(request, TransferRequest)
+    return await open_transfer(request, response, who, await parse(request, TransferRequest))
+
+
+async def open_transfer(request: Request, response: Response, who: Authority, body: TransferRequest,
+                        opening: bool = True) -> Any:
+    """What opening a transfer case is once its body is read: by a single POST, and by each line
+    of a batch (api/batch.py), so that a line is judged exactly as a single POST; without
+    ``opening``, the same judgement without opening anything (the web application's preview)."""
     if who.state not in (body.sentencing_state, body.administering_state):
         raise deny(request, who, f"{who.id} opens transfers of {who.state} only: sentencing_state or "
                                  f"administering_state must be {who.state}", body.reference)
-    today = utc_today()
+    today, received_today = utc_today(), body.received_on is None
     body = body.model_copy(update={"received_on": body.received_on or today})
     return await open_or_find(request, response, who, TRANSFER, body,
                               reference_problems(body.reference, who.state)
                               + transfer_problems(body, today, request.app.state.reference)
-                              + await previous_case_problems(request, who, body))
+                              + await previous_case_problems(request, who, body), opening, received_today)
 
 
 async def previous_case_problems(request: Request, who: Authority, body: TransferRequest) -> list[tuple[str, str]]:

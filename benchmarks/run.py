@@ -1,8 +1,9 @@
 """`make bench`: the three benchmarks on one fresh dev server, printed as Markdown for
 benchmarks/RESULTS.md (and as JSON with --json).
 
-    python -m benchmarks.run                 # full: 400 pipeline cases, 200 through the API, 10,000 open
-    python -m benchmarks.run --quick         # CI-sized: 100, 60, 1,000
+    python -m benchmarks.run                 # full: 400 pipeline cases, 200 through the API, 10,000 open,
+                                             # batches of 225 and 2,000
+    python -m benchmarks.run --quick         # CI-sized: 100, 60, 1,000, 225 and 500
     python -m benchmarks.run --cases 50 --open-cases 500 --only pipeline,capacity
 
 Speed is reported as ratios against a baseline measured in the same run; nothing here is a
@@ -21,7 +22,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-SECTIONS = ("pipeline", "api", "capacity")
+SECTIONS = ("pipeline", "api", "capacity", "intake")
 
 
 def history_ratio(results: dict[str, Any]) -> float | None:
@@ -49,6 +50,9 @@ GOALS = {  # (what, the measured value: its path or a function of the results, c
     "inbox page p95 (ms), rendered": (("capacity", "latency_ms", "GET /inbox (page)", "p95_ms"), "<=", 150),
     "case page p95 (ms), rendered": (("capacity", "latency_ms", "GET /transfers/{reference} (page)", "p95_ms"),
                                      "<=", 150),
+    "batch of 225 vs as many single POSTs (times faster)": (("intake", "sizes", "225", "ratio"), ">=", 3),
+    "batch of 2,000 vs as many single POSTs (times faster)": (("intake", "sizes", "2000", "ratio"), ">=", 3),
+    "another authority's POST p95 during a batch / alone": (("intake", "others", "ratio"), "<=", 1.0),
 }
 
 
@@ -63,24 +67,27 @@ class Options:
     serial: int = 20  # API overhead: cases one at a time, for unloaded latency
     requests: int = 50  # capacity: requests per endpoint
     open_concurrency: int = 50  # capacity: cases opened at once
+    intake: int = 2_000  # intake: the largest batch (and a batch of 225 when it is larger)
+    probes: int = 40  # intake: another authority's single POSTs alone
     only: tuple[str, ...] = SECTIONS
     variant: str = ""  # worker options under test (benchmarks.worker); "" measures the production worker
 
     @classmethod
     def quick(cls) -> Options:
-        return cls(cases=100, api_cases=60, open_cases=1_000, warmup=16, serial=10)
+        return cls(cases=100, api_cases=60, open_cases=1_000, warmup=16, serial=10, intake=500)
 
     @classmethod
     def tiny(cls) -> Options:
         """The smoke test's: every code path, seconds of work."""
         return cls(cases=2, api_cases=2, open_cases=20, concurrency=2, rounds=1, warmup=1, serial=1, requests=3,
-                   open_concurrency=10)
+                   open_concurrency=10, intake=3, probes=2)
 
 
 async def run_benchmarks(options: Options, workdir: Path, profile_dir: Path | None = None) -> dict[str, Any]:
     from benchmarks.api_overhead import api_overhead
     from benchmarks.capacity import baseline_storage, capacity
     from benchmarks.harness import WORKER_BENCH, WORKER_PRODUCTION, dev_stack, load_average, machine
+    from benchmarks.intake import intake
     from benchmarks.pipeline import pipeline
 
     results: dict[str, Any] = {"machine": machine(), "options": asdict(options)}
@@ -88,7 +95,7 @@ async def run_benchmarks(options: Options, workdir: Path, profile_dir: Path | No
     async with dev_stack(workdir, profile_dir, options.variant) as stack:
         # every process at once (each takes seconds to import); the capacity worker idles until its turn
         starting: list[Any] = [stack.start_worker(WORKER_BENCH, "bench")]
-        if "api" in options.only or "capacity" in options.only:
+        if {"api", "capacity", "intake"} & set(options.only):
             starting.append(stack.start_api("bench"))
         if "capacity" in options.only:
             starting.append(stack.start_worker(capacity_worker, "capacity"))
@@ -108,6 +115,10 @@ async def run_benchmarks(options: Options, workdir: Path, profile_dir: Path | No
                                                  concurrency=options.open_concurrency, requests=options.requests)
             results["capacity"]["baseline_db_bytes"] = await baseline_storage(
                 stack, "bench", open_cases=options.open_cases, concurrency=options.open_concurrency)
+        if "intake" in options.only:  # last: the cases it opens wait in the inboxes the capacity section reads
+            results["intake"] = await intake(started[1][1], sizes=tuple(sorted({min(225, options.intake),
+                                                                              options.intake})),
+                                             probes=options.probes)
         await stack.stop(worker)
     results["machine"]["load_average_after"] = load_average()
     results["goals"] = goals(results)
@@ -211,6 +222,23 @@ def markdown(results: dict[str, Any]) -> str:
                        f"({c['baseline_db_bytes']['growth_per_case']} bytes a case)"]]
                      if "baseline_db_bytes" in c else [])), "", table(["call", "n", "p50 ms", "p95 ms", "max ms"],
                               [row[1:] for row in latency_rows(("", c["latency_ms"]))])]
+    if "intake" in results:
+        i = results["intake"]
+        others = i["others"]
+        out += ["", "#### 4. Bulk intake (POST /v1/transfers/batch vs single POST /v1/transfers, cases without a "
+                    "declaration)",
+                table(["cases", "single POSTs one at a time (s)", "one batch (s)", "times faster",
+                       f"single POSTs {8} at a time (s)", "times faster than those", "batch cases/s",
+                       "single POST p50 / p95 ms"],
+                      [[n, s["singles_s"], s["batch_s"], f"**{s['ratio']}**", s["parallel_singles_s"],
+                        s["ratio_parallel"], s["batch_cases_per_s"],
+                        f"{s['single_latency_ms']['p50_ms']} / {s['single_latency_ms']['p95_ms']}"]
+                       for n, s in i["sizes"].items()]),
+                "", f"Another authority's single POSTs (uz-gpo, one at a time): alone p50 "
+                    f"{others['alone_ms']['p50_ms']} / p95 {others['alone_ms']['p95_ms']} ms (n {others['alone_ms']['n']}); "
+                    f"while the largest batch ran p50 {others['during_batch_ms']['p50_ms']} / p95 "
+                    f"{others['during_batch_ms']['p95_ms']} ms (n {others['during_batch_ms']['n']}): "
+                    f"**{others['ratio']}×**."]
     if results.get("goals"):
         out += ["", "#### Goals", table(["goal", "measured", "bound", "met"],
                                         [[k, g["value"], g["goal"], "yes" if g["met"] else "**no**"]

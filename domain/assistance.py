@@ -22,6 +22,7 @@ from domain.transfer import (
 MeasureId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{64}$")]
 
+# in order: StageTimes names a stage by its index here (domain/caseload.py), so a new stage goes last
 AssistanceStage = Literal[
     "under_review", "awaiting_information", "postponed", "executing",
     "completed", "partially_completed", "unsuccessful", "refused", "withdrawn", "expired",

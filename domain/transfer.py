@@ -83,6 +83,7 @@ Years = Annotated[int, Field(ge=0), AtMost(100, "years")]
 Months = Annotated[int, Field(ge=0), AtMost(1_200, "months")]
 Days = Annotated[int, Field(ge=0), AtMost(DAYS_LIMIT, "days")]
 
+# in order: StageTimes names a stage by its index here (domain/caseload.py), so a new stage goes last
 TransferStage = Literal[
     "awaiting_declaration", "checking_eligibility", "awaiting_legal_review", "awaiting_consents",
     "awaiting_handover", "transferred", "refused", "withdrawn", "expired",

@@ -74,9 +74,10 @@ async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def api_settings(dev_settings: Settings, tmp_path_factory) -> Settings:
     """The settings of the app ``api_url`` serves: dev mode, a free port, its own data directory
-    (where its users are kept)."""
+    (where its users are kept), caseload figures at most a second old (tests read them right after
+    the cases they drive)."""
     return dataclasses.replace(dev_settings, dev_mode=True, api_port=free_port(), api_timeout=5.0,
-                               data_dir=tmp_path_factory.mktemp("data"))
+                               data_dir=tmp_path_factory.mktemp("data"), caseload_max_age=1.0)
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

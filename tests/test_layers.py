@@ -20,7 +20,7 @@ LAYERS = {
                                "treatyflow.client", "treatyflow.cases", "treatyflow.namespace",
                                "treatyflow.tracing"),
     "the web application": ("web",),
-    "the CLI": ("treatyflow.cli", "treatyflow.demo", "treatyflow.samples", "treatyflow.devserver",
+    "the CLI": ("treatyflow.cli", "treatyflow.demo", "treatyflow.importing", "treatyflow.samples", "treatyflow.devserver",
                 "treatyflow.backup", "treatyflow.supervisor"),
 }
 # Beside the layers: what a name never imports although it is below it.

@@ -48,8 +48,12 @@ Configuration comes from the environment (defaults in brackets):
                 TREATYFLOW_RATE_LIMIT [50/s], TREATYFLOW_MAX_BODY_BYTES [1048576],
                 TREATYFLOW_STATS_MAX_AGE [3 s: how old /v1/stats and the /metrics gauges may be],
                 TREATYFLOW_STATS_CONCURRENCY [2 visibility counts at once for stats and metrics],
+                TREATYFLOW_CASELOAD_MAX_AGE [60 s: how old the caseload figures of /v1/stats may be],
+                TREATYFLOW_BATCH_CONCURRENCY [8 cases the batches of POST /v1/transfers/batch open at once,
+                all batches together],
                 TREATYFLOW_UI_ORIGIN [http://localhost:8233; comma separated; a loopback origin admits
                 localhost and 127.0.0.1 alike], TREATYFLOW_UI_PORT [8233]
+  import        TREATYFLOW_API_KEY [none: the authority's key `import` sends; or --key-file]
   web sign-in   TREATYFLOW_OIDC_ISSUER [none: passwords and keys only], TREATYFLOW_OIDC_CLIENT_ID,
                 TREATYFLOW_OIDC_CLIENT_SECRET or TREATYFLOW_OIDC_CLIENT_SECRET_FILE, TREATYFLOW_OIDC_NAME,
                 TREATYFLOW_OIDC_USERNAME_CLAIM [preferred_username], TREATYFLOW_OIDC_REDIRECT_URL
@@ -108,6 +112,20 @@ def main(argv: list[str] | None = None) -> None:
         accounts.choices[name].add_argument("--password-stdin", action="store_true",
                                             help="read the password from one line of stdin (for scripts) "
                                                  "instead of asking twice on the terminal")
+    from treatyflow.importing import IMPORT_DESCRIPTION
+
+    importing = commands.add_parser(
+        "import", description=IMPORT_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="open the transfer cases of a list of applicants (CSV or XLSX, the template's columns) through the "
+             "running API, with a progress bar and a summary; safe to run again")
+    importing.add_argument("file", metavar="FILE", type=Path, help="the list: .csv or .xlsx")
+    importing.add_argument("--api", default=None, help="API base URL (default http://TREATYFLOW_API_HOST:PORT)")
+    importing.add_argument("--key-file", type=Path, default=None,
+                           help="a file holding the authority's API key (default: TREATYFLOW_API_KEY)")
+    template = commands.add_parser("template", help="write the empty list of applicants for `import` and the web "
+                                                    "application's import: FILE.xlsx or FILE.csv")
+    template.add_argument("file", metavar="FILE", type=Path, help="where to write it: .xlsx or .csv")
+    template.add_argument("--language", choices=("en", "ru"), default="en", help="the headings' language")
     from treatyflow.backup import BACKUP_DESCRIPTION, RESTORE_DESCRIPTION
 
     raw = argparse.RawDescriptionHelpFormatter
@@ -146,6 +164,14 @@ def main(argv: list[str] | None = None) -> None:
 
         run = backups.run_backup if args.command == "backup" else backups.run_restore
         code = run(settings, Path(args.dir), keys_dir=args.keys)
+    elif args.command == "import":
+        from treatyflow.importing import run_import
+
+        code = run_import(args.file, args.api or f"http://{settings.api_host}:{settings.api_port}", args.key_file)
+    elif args.command == "template":
+        from treatyflow.importing import run_template
+
+        code = run_template(args.file, args.language)
     elif args.command == "demo":
         from treatyflow.demo import run_demo
 
@@ -171,7 +197,7 @@ def up(settings: Settings, *, with_worker: bool) -> int:
     anything claims to be up."""
     from treatyflow.client import codec_keys
     from treatyflow.devserver import start_dev_server, wait_until_reachable
-    from treatyflow.namespace import raise_retention
+    from treatyflow.namespace import prepare_namespace
 
     stopping = False
 
@@ -225,9 +251,11 @@ def up(settings: Settings, *, with_worker: bool) -> int:
                             or not _lost_a_random_port(server, settings, with_worker)):
                         raise
                     server.start()
+            # the dev server registers its --search-attribute list only when it creates its database:
+            # an attribute added since (StageTimes, 0.3.0) is registered here, or cases would fail to upsert it
             await _while_alive(children, stop_asked,
-                               raise_retention(client, settings.temporal_namespace, settings.retention_days),
-                               "the retention of the namespace to be set")
+                               prepare_namespace(client, settings.temporal_namespace, settings.retention_days),
+                               "the search attributes and the retention of the namespace to be set")
             if not with_worker:
                 return
             env = {**os.environ, "TREATYFLOW_MODE": os.environ.get("TREATYFLOW_MODE", "dev"),

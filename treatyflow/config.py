@@ -62,6 +62,12 @@ class Settings:
     operator_oidc_role: str = "treatyflow-operator"
     stats_max_age: float = 3.0  # seconds a /v1/stats answer (and the /metrics case gauges) may be old
     stats_concurrency: int = 2  # visibility counts stats and metrics may run at once, all callers together
+    # seconds the caseload figures of /v1/stats (and the web app's statistics) may be old: they list
+    # every case of a scope, heavier than its counts
+    caseload_max_age: float = 60.0
+    # cases the batches of POST /v1/transfers/batch open at once, all batches together (api/batch.py): a
+    # batch of 2,000 leaves the engine's intake to others' single POSTs between its own
+    batch_concurrency: int = 8
     # signing in to the web application through an identity provider (OpenID Connect), as well as
     # with a password: the issuer's URL, this client's id and secret at it (web/oidc.py)
     oidc_issuer: str | None = None
@@ -116,6 +122,8 @@ class Settings:
             operator_oidc_role=env.get("TREATYFLOW_OPERATOR_OIDC_ROLE") or cls.operator_oidc_role,
             stats_max_age=float(env.get("TREATYFLOW_STATS_MAX_AGE", cls.stats_max_age)),
             stats_concurrency=int(env.get("TREATYFLOW_STATS_CONCURRENCY", cls.stats_concurrency)),
+            caseload_max_age=float(env.get("TREATYFLOW_CASELOAD_MAX_AGE", cls.caseload_max_age)),
+            batch_concurrency=int(env.get("TREATYFLOW_BATCH_CONCURRENCY", cls.batch_concurrency)),
             worker_metrics=env.get("TREATYFLOW_WORKER_METRICS") or None,
             workflow_cache=int(env.get("TREATYFLOW_WORKFLOW_CACHE", cls.workflow_cache)),
             webhooks_file=Path(env["TREATYFLOW_WEBHOOKS_FILE"]) if env.get("TREATYFLOW_WEBHOOKS_FILE") else None,

@@ -1,8 +1,9 @@
 """What a Temporal namespace needs before treatyflow runs on it: the search attributes of
 workflows/search_attributes.py and the retention of closed workflows. `treatyflow setup` prepares
-a cluster's namespace with ``prepare_namespace``; `treatyflow up` sets the retention of the
-embedded dev server's (which is started with the search attributes on its command line), and the
-tests register the attributes on servers started without them. Both steps are idempotent."""
+a cluster's namespace with ``prepare_namespace``, and `treatyflow up` the embedded dev server's (its
+command line names the search attributes, but the dev server registers them only when it creates
+its database: one added since is registered here); the tests register the attributes on servers
+started without them. Both steps are idempotent."""
 
 from __future__ import annotations
 

@@ -3,6 +3,7 @@ its pages, its static files, its error pages."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -13,7 +14,7 @@ from api.app import create_app as create_api
 from stores.users import open_users
 from treatyflow.config import Settings
 from treatyflow.tracing import Tracing
-from web import case_file, filing, oidc, pages
+from web import case_file, filing, importing, oidc, pages, statistics
 
 
 def create_app(settings: Settings, client: Client | None = None, tracing: Tracing | None = None) -> FastAPI:
@@ -33,8 +34,13 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.state.sign_in_limits = pages.SignInLimits()
     app.state.oidc = oidc.Provider.of(settings)  # None: passwords (and keys) only
     app.include_router(oidc.router)
+    # the import's upload and confirm are read by their routes, which answer a file past its limit
+    # with a page (whatever its declared length): the body limit lets them through
+    app.state.streamed[importing.PATH] = sys.maxsize
+    app.include_router(importing.router)  # /transfers/import before pages' /transfers/{reference}
     app.include_router(filing.router)  # /assistance-requests/new before pages' /assistance-requests/{reference}
     app.include_router(case_file.router)  # /transfers/{reference}/documents before pages' /transfers/{reference}/{act}
     app.include_router(pages.router)
+    app.include_router(statistics.router)  # the statistics page and its CSV export
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="web-static")
     pages.install_errors(app)

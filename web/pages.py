@@ -67,6 +67,13 @@ def language_of(request: Request, session: Session) -> Language:
 
 
 def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    response = templates.TemplateResponse(request, template, page_context(request, **context), status_code=status)
+    return secured(request, response)
+
+
+def page_context(request: Request, **context: Any) -> dict[str, Any]:
+    """What every page's template is given besides ``context`` (a page rendered at once, and one
+    streamed as it is rendered: web/importing.py)."""
     session = read_session(request)
     lang = language_of(request, session)
 
@@ -78,13 +85,11 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
     authority = request.app.state.reference.authority(session.authority) if session.authority else None
     if context.get("errors"):  # the API's words, in the page's language where a template knows them
         context["errors"] = {field: in_language(message, lang) for field, message in context["errors"].items()}
-    response = templates.TemplateResponse(request, template, {
-        "translated": lambda message: in_language(message, lang),
-        "session": session, "who": authority, "lang": lang, "_": lang.gettext, "ngettext": lang.ngettext,
-        "label": label, "csrf": session.csrf,
-        "csrf_field": CSRF_FIELD, "languages": LANGUAGES, "dev_mode": request.app.state.settings.dev_mode,
-        **context}, status_code=status)
-    return secured(request, response)
+    return {"translated": lambda message: in_language(message, lang),
+            "session": session, "who": authority, "lang": lang, "_": lang.gettext, "ngettext": lang.ngettext,
+            "label": label, "csrf": session.csrf,
+            "csrf_field": CSRF_FIELD, "languages": LANGUAGES, "dev_mode": request.app.state.settings.dev_mode,
+            **context}
 
 
 def secured(request: Request, response: Response) -> Response:
@@ -346,6 +351,7 @@ async def transfers_page(request: Request, stage: str | None = None, state: str 
     lang = language_of(request, read_session(request))
     return render(request, "cases.html", cases=cases, stage=stage or "", state=state or "", path="/transfers",
                   title=lang.gettext("Transfers"), new_link=lang.gettext("Open a transfer"), name=name or "",
+                  import_link=lang.gettext("Import a list of applicants"),
                   label_heading=lang.gettext("Sentenced person"),
                   stages=[*TRANSFER_STAGES, "transferred", "refused", "withdrawn", "expired"])
 
@@ -719,18 +725,3 @@ def rule_value(value: Any) -> str:
     if isinstance(value, list):
         return ", ".join(str(v) for v in value) or "—"
     return str(value)
-
-
-# ---- statistics -----------------------------------------------------------------------------------
-
-@router.get("/statistics")
-async def statistics_page(request: Request) -> Response:
-    """The caller state's caseload from the API's statistics (visibility counts, shared for a few
-    seconds), as bar charts drawn on the server with the numbers beside them."""
-    who = await signed_in(request)
-    stats = await common.stats(through_api(request), who)
-    return render(request, "statistics.html", stats=stats, charts=[
-        (kind, [(title, sorted(numbers.items(), key=lambda kv: -kv[1]))
-                for title, numbers in ((N_("By stage"), counts["by_stage"]), (N_("By outcome"), counts["by_outcome"]),
-                                       (N_("By partner state"), counts["by_partner"]))])
-        for kind, counts in stats["kinds"].items()])

@@ -13,6 +13,7 @@ completed or unsuccessful. The requesting state may withdraw it at any open stag
 from __future__ import annotations
 
 from datetime import date, datetime, time, timezone
+from typing import get_args
 
 from pydantic import BaseModel
 from temporalio import workflow
@@ -22,10 +23,11 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from activities import intake, manifest
     from domain.assistance import (
-        ASSISTANCE_TERMINAL, MEASURE_TERMINAL, AssistanceRequest, AssistanceView, AssistanceWithdrawal,
-        InformationAnswer, MeasureView, Results, Review, refusal_grounds_of, request_outcome,
+        ASSISTANCE_TERMINAL, MEASURE_TERMINAL, AssistanceRequest, AssistanceStage, AssistanceView,
+        AssistanceWithdrawal, InformationAnswer, MeasureView, Results, Review, refusal_grounds_of, request_outcome,
     )
     from domain.case import Actor, CaseEvent, PendingAction, acting
+    from domain.caseload import StageTimes
     from domain.documents import DocumentRecord
     from domain.parties import StateAuthorities
     from domain.reference import Treaty
@@ -49,6 +51,7 @@ class Resumption(BaseModel):
     assigned: dict[str, str] = {}
     assignment_index: dict[str, str] = {}
     documents: list[DocumentRecord] = []  # the case file's records (the contents are in the document store)
+    stage_times: StageTimes | None = None  # how long it spent in each stage (None: from a run before 0.3.0)
 
 
 class OpenAssistance(BaseModel):
@@ -64,7 +67,7 @@ class AssistanceWorkflow(CaseWorkflow):
     kind = search_kind = "assistance"
     noun, title = "request", "Assistance request"
     state_fields = ("requesting_state", "requested_state")
-    first_stage, terminal = "under_review", ASSISTANCE_TERMINAL
+    first_stage, stages, terminal = "under_review", get_args(AssistanceStage), ASSISTANCE_TERMINAL
     actions = {"under_review": "review_request", "awaiting_information": "answer_information"}
 
     @workflow.init
@@ -92,6 +95,8 @@ class AssistanceWorkflow(CaseWorkflow):
             self.assigned = dict(case.resumed.assigned)
             self.assignment_index = dict(case.resumed.assignment_index)
             self.documents = list(case.resumed.documents)
+            if case.resumed.stage_times is not None:
+                self.stage_times = case.resumed.stage_times.model_copy(deep=True)
             self.intake_done = True
 
     # ---- the procedure ------------------------------------------------------------------
@@ -163,7 +168,8 @@ class AssistanceWorkflow(CaseWorkflow):
         workflow.continue_as_new(case.model_copy(update={"resumed": Resumption(
             opened_at=self.opened_at, treaty=self.treaty, authorities=list(self.authorities.values()),
             measures=list(self.measures.values()), events=self.events, open_requests=self.open_requests,
-            assigned=self.assigned, assignment_index=self.assignment_index, documents=self.documents)}))
+            assigned=self.assigned, assignment_index=self.assignment_index, documents=self.documents,
+            stage_times=self.stage_times)}))
 
     async def check_scope(self) -> bool:
         """False when the coverage of the treaty could not be established (a permanent failure)."""

@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.intake import TreatyAnswer, TreatyQuestion, resolve_treaty
     from activities.notify import Notifier
     from domain.assistance import AssistanceView
+    from domain.caseload import StageTimes
     from domain.case import (
         Action, Actor, ArchivedCase, Assignment, CaseEvent, Notice, PendingAction, RequestSeal, acting, due_day,
         end_of_day,
@@ -51,6 +52,9 @@ PUBLISH_CHANGES = "publish-changes"
 # upserted by the `assign` update), and ends — memo and attribute — when its authority has nothing
 # of the procedure left to do
 INBOX_ASSIGNMENTS = "inbox-assignments"
+# 0.3.0: a case publishes how long it spent in each stage (StageTimes) with its stage; a case begun
+# before keeps the times in memory (a request carries them into its next run) but publishes none
+STAGE_TIMES = "stage-times"
 
 Kind = Literal["transfer", "assistance"]
 CaseView = Annotated[TransferView | AssistanceView, Field(discriminator="kind")]
@@ -312,6 +316,7 @@ class CaseWorkflow(Procedure):
     title: ClassVar[str]  # how the Temporal UI names it: "Transfer", "Assistance request"
     state_fields: ClassVar[tuple[str, str]]  # the request's fields holding the two states
     first_stage: ClassVar[str]  # the stage it opens in (a search attribute from its start)
+    stages: ClassVar[tuple[str, ...]]  # every stage, in the view's order (StageTimes gives their indexes)
     terminal: ClassVar[frozenset[str]]
     transient: ClassVar[frozenset[str]] = frozenset()  # stages the intake passes through
 
@@ -323,6 +328,8 @@ class CaseWorkflow(Procedure):
         self.opened_at = workflow.now()
         self.received_on: date = request.received_on or self.opened_at.date()
         self.stage_entered_on: date = self.opened_at.date()
+        self.stage_times = StageTimes()
+        self.stage_times.enter(self.stage, self.opened_at)
         self.grounds: list[str] = []
         self.authorities: dict[str, StateAuthorities] = {}
         self.withdrawal: Any = None
@@ -379,8 +386,16 @@ class CaseWorkflow(Procedure):
             self.record("system", "stage_entered", stage)
         self.stage = stage
         self.stage_entered_on = workflow.now().date()
+        self.stage_times.enter(stage, workflow.now(), closing=stage in self.terminal)
         self.intake_done = self.intake_done or stage not in self.transient
         self.publish()
+
+    def attributes(self) -> list[SearchAttributeUpdate]:
+        """A case's attributes add the time it spent in each stage (``STAGE_TIMES``), which changes
+        only with its stage, so it goes with the same upserts."""
+        if not workflow.patched(STAGE_TIMES):
+            return super().attributes()
+        return [*super().attributes(), sa.STAGE_TIMES.value_set(self.stage_times.value(self.stages))]
 
     def searchable(self) -> bool:
         """While the intake runs, the attributes set at start (kind, states, first stage) stand;

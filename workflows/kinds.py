@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, get_args
+from typing import Any
 
 from pydantic import BaseModel
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
@@ -45,7 +45,7 @@ class CaseKind:
 
     @property
     def stages(self) -> tuple[str, ...]:
-        return get_args(self.view.model_fields["stage"].annotation)
+        return self.workflow.stages
 
     @property
     def terminal(self) -> frozenset[str]:

@@ -24,10 +24,16 @@ PERSON_NAME_INDEX = SearchAttributeKey.for_keyword("PersonNameIndex")
 INBOX_ASSIGNMENTS = SearchAttributeKey.for_keyword_list("InboxAssignments")
 
 
+# how long the case has spent in each stage it has left, and since when it is in the current one
+# (domain.caseload.StageTimes: stage indexes and seconds, never anything of the persons); the caseload
+# figures' times are read from it by a list, no case read one by one. A Keyword: under 255 characters.
+STAGE_TIMES = SearchAttributeKey.for_keyword("StageTimes")
+
+
 def unassigned(authority: str) -> str:
     """The value of InboxAssignments for an awaited authority of which nobody has taken the item."""
     return f"unassigned:{authority}"
 
 
 ALL = (CASE_KIND, CASE_STAGE, TREATY_ID, CASE_OUTCOME, CASE_STATES, AWAITING_AUTHORITIES, ACTION_DUE_AT,
-       CASE_CONFIDENTIAL, PERSON_NAME_INDEX, INBOX_ASSIGNMENTS)
+       CASE_CONFIDENTIAL, PERSON_NAME_INDEX, INBOX_ASSIGNMENTS, STAGE_TIMES)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from datetime import date, timedelta
+from typing import get_args
 
 from pydantic import BaseModel
 from temporalio import workflow
@@ -51,7 +52,7 @@ class TransferWorkflow(CaseWorkflow):
     kind = search_kind = "transfer"
     noun, title = "case", "Transfer"
     state_fields = ("sentencing_state", "administering_state")
-    first_stage, terminal = "checking_eligibility", TERMINAL_STAGES
+    first_stage, stages, terminal = "checking_eligibility", get_args(TransferStage), TERMINAL_STAGES
     transient = frozenset({"checking_eligibility"})
     actions = {"awaiting_declaration": "record_declaration", "awaiting_legal_review": "legal_review",
                "awaiting_consents": "decide", "awaiting_handover": "confirm_handover"}

@@ -11,7 +11,8 @@ The POST routes read their bodies themselves (api/body.py), so the schema declar
 body for any of them. To fuzz bodies anyway, the test adds to its copy of the schema the bodies of
 the two routes that open cases (the request models' own JSON schemas) and of the codec endpoints
 (Temporal's Payloads JSON). Bodies that open cases are only generated *invalid* (a valid one would
-start a real case on the session's worker) and must be refused with a 4xx; the acts on a case are
+start a real case on the session's worker) and must be refused with a 4xx (a batch: each of its
+lines refused, in its 200); the acts on a case are
 left without bodies, since a generated reference finds no case and is answered 404 before any
 body is read.
 
@@ -54,6 +55,26 @@ EXAMPLES = 12  # per operation and generation mode
 BUDGET = 60.0  # seconds for the whole run; operations beyond it are reported, not silently dropped
 
 
+@schemathesis.serializer("application/x-ndjson")
+def ndjson_body(ctx: Any, value: Any) -> bytes:
+    """The batch's body (POST /v1/transfers/batch): the generated list as one JSON value a line
+    (anything else generated for it, as one line)."""
+    return b"".join(json.dumps(line).encode() + b"\n" for line in (value if isinstance(value, list) else [value]))
+
+
+@schemathesis.deserializer("application/x-ndjson")
+def ndjson_lines(ctx: Any, response: Any) -> list[Any]:
+    """The batch's answer: its lines, each checked against the documented result."""
+    return [json.loads(line) for line in response.content.split(b"\n") if line.strip()]
+
+
+def every_line_refused(response: Any) -> bool:
+    """A batch answers 200 with a result a line: refused when no line opened (or found) a case."""
+    if not "".join(response.headers.get("content-type", [])).startswith("application/x-ndjson"):  # values are lists
+        return False
+    return all(line["result"] in ("invalid", "refused") for line in ndjson_lines(None, response))
+
+
 def credential(path: str) -> dict[str, str]:
     """The credential the fuzzer sends to ``path``: the operators' token to the codec."""
     return OPERATOR if path.startswith("/codec") else AUTH
@@ -76,7 +97,7 @@ PAYLOADS = {
         "properties": {"metadata": {"type": "object", "additionalProperties": {"type": "string", "format": "byte"}},
                        "data": {"type": "string", "format": "byte"}}}}},
 }
-NEGATIVE_ONLY = {"/v1/transfers", "/v1/assistance-requests"}
+NEGATIVE_ONLY = {"/v1/transfers", "/v1/assistance-requests", "/v1/transfers/batch"}
 
 
 def with_bodies(raw: dict[str, Any]) -> dict[str, Any]:
@@ -115,7 +136,7 @@ def runner(strategy: Any, label: str, mode: GenerationMode, base_url: str, calls
             findings.append(Finding(label, mode.value, response.status_code,
                                     case.as_curl_command(headers=headers), str(exc)[:800]))
             return
-        if must_refuse and response.status_code < 400:
+        if must_refuse and response.status_code < 400 and not every_line_refused(response):
             findings.append(Finding(label, mode.value, response.status_code, case.as_curl_command(headers=headers),
                                     "a body that violates the schema was accepted"))
 
@@ -185,7 +206,7 @@ async def test_every_v1_post_route_declares_its_body_and_errors(fuzz_url):
         raw = (await http.get("/openapi.json")).json()
     posts = sorted(p for p, ops in raw["paths"].items() if "post" in ops and p.startswith("/v1"))
     with_body = sorted(p for p in posts if "requestBody" in raw["paths"][p]["post"])
-    assert len(posts) == 14 and with_body == posts  # 12 JSON bodies, and the two uploads (multipart)
+    assert len(posts) == 15 and with_body == posts  # 12 JSON bodies, the two uploads (multipart), the batch (x-ndjson)
     for path in posts:
         responses = raw["paths"][path]["post"]["responses"]
         assert {"401", "403", "404", "409", "422", "429", "503"} <= set(responses)

@@ -9,12 +9,19 @@ accepted, each of its measures is overdue at once (its view says so) without wai
 overdue measure counts once; the request itself, which waits for no one while its measures
 execute, adds nothing.
 
-The registry figures are checked against domain/data/treaties.json read here, on its own."""
+The registry figures are checked against domain/data/treaties.json read here, on its own.
+
+The caseload figures (by stage and partner, overdue by action and partner, the time spent in each
+stage) are listed from visibility like the counts, for Hungary's transfers to Italy: no other test
+has cases of Hungary, so its figures are this test's cases alone. Their times are the engine's
+clock, checked against the wall clock of this test around each act."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-from datetime import date, timedelta
+import time
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +32,7 @@ from tests.api.helpers import http, today  # noqa: F401 - http is a fixture
 from domain.assistance import AssistanceRequest
 from tests.support import key, poll
 from treatyflow.cases import open_assistance
-from treatyflow.samples import assistance_body
+from treatyflow.samples import BASE, assistance_body, transfer_body
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -107,7 +114,8 @@ async def test_an_overdue_measure_counts_once_for_the_states_of_its_request(http
     central authorities count two more overdue actions (not three: the request adds none); UZ,
     not a party, none. Once the results are in, the two are no longer counted."""
     settle = 12.0  # the stats cache is a few seconds old at most; visibility follows within a second
-    before = {a: overdue(await stats(http, a)) for a in ("kz-gpo", "fr-moj", "uz-gpo")}
+    answers = {a: await stats(http, a) for a in ("kz-gpo", "fr-moj", "uz-gpo")}
+    before = {a: overdue(answer) for a, answer in answers.items()}
     reference = await file_past_due_request(dev_client, dev_settings)
 
     r = await http.post(f"/v1/assistance-requests/{reference}/review", json={"decision": "accept"},
@@ -126,6 +134,17 @@ async def test_an_overdue_measure_counts_once_for_the_states_of_its_request(http
         after = await poll(lambda: stats(http, authority), lambda a: overdue(a) >= before[authority] + 2,
                            timeout=settle, every=0.5)
         assert overdue(after) == before[authority] + 2, (authority, before[authority], after["kinds"])
+        # the caseload's figures say which: two results to report, with that partner
+        partner = "FR" if authority == "kz-gpo" else "KZ"
+        was = answers[authority]["kinds"]["assistance"]
+
+        def caseload_shows_them(a: dict[str, Any]) -> bool:
+            now = a["kinds"]["assistance"]
+            return all(now[figure].get(key, 0) == was[figure].get(key, 0) + 2 for figure, key in (
+                ("overdue_by_action", "report_result"), ("overdue_by_partner", partner)))
+
+        assert caseload_shows_them(await poll(lambda: stats(http, authority), caseload_shows_them, timeout=settle,
+                                              every=0.5)), authority
     assert overdue(await stats(http, "uz-gpo")) == before["uz-gpo"]
 
     # the results are in: no longer overdue
@@ -209,3 +228,76 @@ async def test_the_registry_figures_are_the_callers_own_states(http):
         registry = answer["registry"]
         assert registry["treaties"] == len(json.loads(TREATIES_JSON.read_text())["treaties"])
         assert registry["partner_countries"] == len(registry["partners"])
+
+
+# ---- the caseload at a glance ---------------------------------------------------------------------
+
+async def open_hu_to_it(http: httpx.AsyncClient) -> tuple[str, float]:
+    """A transfer from Hungary to Italy (each state's central authority acts for it), in
+    awaiting_consents; the monotonic time its answer came."""
+    body = transfer_body(opening_state="HU", sentencing_state="HU", administering_state="IT",
+                         person={**BASE["person"], "citizenships": ["IT"]})
+    r = await http.post("/v1/transfers", json=body, headers=key("hu-moj"))
+    assert r.status_code == 201 and r.json()["stage"] == "awaiting_consents", r.text
+    return body["reference"], time.monotonic()
+
+
+async def both_consent(http: httpx.AsyncClient, reference: str) -> tuple[float, float]:
+    """Both decisions; the monotonic times just before the second was sent and once it answered."""
+    r = await http.post(f"/v1/transfers/{reference}/decisions", headers=key("hu-moj"),
+                        json={"state": "HU", "decision": "consent"})
+    assert r.status_code == 200, r.text
+    sent = time.monotonic()
+    r = await http.post(f"/v1/transfers/{reference}/decisions", headers=key("it-moj"),
+                        json={"state": "IT", "decision": "consent"})
+    assert r.status_code == 200 and r.json()["stage"] == "awaiting_handover", r.text
+    return sent, time.monotonic()
+
+
+async def test_the_caseload_by_stage_and_partner_with_the_time_each_stage_took(http):
+    """Three transfers HU→IT: A consented after 2 s and handed over, B consented after 3.5 s and
+    waiting for its handover, C still waiting for the consents. Hungary's stats show them by stage
+    and partner, nothing overdue, and how long the consents took: two cases, the median A's time
+    and the p90 B's (nearest rank of two), each at least what passed between the case's opening
+    and its second consent here, and at most what passed around them (whole seconds, so one more)."""
+    before = (await stats(http, "hu-moj"))["kinds"]["transfer"]
+    assert before["by_stage_and_partner"] == {} and before["stage_seconds"] == {}, "Hungary has other cases"
+    started = time.monotonic()
+    (a, a_open), (b, b_open), (c, _) = [await open_hu_to_it(http) for _ in range(3)]
+    await asyncio.sleep(2.0)
+    a_sent, a_done = await both_consent(http, a)
+    await asyncio.sleep(1.5)
+    b_sent, b_done = await both_consent(http, b)
+    arranged = await poll(lambda: http.get(f"/v1/transfers/{a}", headers=key("it-moj")),
+                          lambda r: r.json()["handover"] is not None)
+    r = await http.post(f"/v1/transfers/{a}/handover", headers=key("it-moj"),
+                        json={"completed_on": today().isoformat(), "place": arranged.json()["handover"]["place"]})
+    assert r.status_code == 200 and r.json()["stage"] == "transferred", r.text
+
+    def shows_all(answer: dict[str, Any]) -> bool:
+        return "awaiting_handover" in answer["kinds"]["transfer"]["stage_seconds"]
+
+    answer = await poll(lambda: stats(http, "hu-moj"), shows_all, timeout=12.0, every=0.5)
+    figures = answer["kinds"]["transfer"]
+    assert figures["by_stage_and_partner"] == {"awaiting_consents": {"IT": 1}, "awaiting_handover": {"IT": 1},
+                                               "transferred": {"IT": 1}}, figures
+    assert figures["by_stage"] == {"awaiting_consents": 1, "awaiting_handover": 1, "transferred": 1}
+    assert figures["overdue"] == 0 and figures["overdue_by_action"] == {} and figures["overdue_by_partner"] == {}
+
+    consents = figures["stage_seconds"]["awaiting_consents"]
+    assert consents["cases"] == 2, figures["stage_seconds"]
+    assert int(a_sent - a_open) <= consents["median"] <= a_done - started + 1, (consents, a_sent - a_open)
+    assert int(b_sent - b_open) <= consents["p90"] <= b_done - started + 1, (consents, b_sent - b_open)
+    assert consents["median"] < consents["p90"], consents
+    assert figures["stage_seconds"]["checking_eligibility"]["cases"] == 3
+    assert figures["stage_seconds"]["awaiting_handover"]["cases"] == 1
+    assert list(figures["stage_seconds"]) == ["checking_eligibility", "awaiting_consents", "awaiting_handover"]
+    # the open cases, in their stage so far: C waiting for the consents since before A's decisions
+    current = figures["current_stage_seconds"]
+    assert {s: f["cases"] for s, f in current.items()} == {"awaiting_consents": 1, "awaiting_handover": 1}, current
+    assert current["awaiting_consents"]["median"] >= int(b_sent - a_open), current
+    assert datetime.fromisoformat(answer["caseload_as_of"]) <= datetime.now(timezone.utc)
+    for reference in (b, c):  # no longer waiting
+        r = await http.post(f"/v1/transfers/{reference}/withdrawal", headers=key("hu-moj"),
+                            json={"withdrawn_on": today().isoformat(), "reason": "the person withdrew consent"})
+        assert r.status_code == 200, r.text

@@ -44,5 +44,10 @@ async def test_every_benchmark_runs_with_tiny_numbers(tmp_path) -> None:
     assert capacity["latency_ms"]["GET /v1/inbox"]["n"] == options.requests
     assert positive(capacity["latency_ms"]["GET /v1/inbox"]["p95_ms"])
 
-    assert set(results["goals"]) == set(GOALS)  # each goal evaluated, met or not
+    intake = results["intake"]
+    assert list(intake["sizes"]) == [str(options.intake)]  # tiny: one batch, of 3
+    assert positive(intake["sizes"]["3"]["ratio"]) and intake["others"]["alone_ms"]["n"] == options.probes
+
+    # each goal evaluated, met or not (the batches of 225 and 2,000 are not run with tiny numbers)
+    assert set(results["goals"]) == {goal for goal in GOALS if not goal.startswith("batch of ")}
     assert "Ratio transfer/baseline" in markdown(results)

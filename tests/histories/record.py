@@ -27,6 +27,7 @@ from domain.case import Actor, Assignment, RequestSeal
 from domain.transfer import Declaration, Decision, HandoverConfirmation, LegalReview, Term, Withdrawal, request_digest
 from treatyflow.cases import assistance_handle, measure_handle, open_assistance, open_transfer, transfer_handle
 from treatyflow.client import PLAIN_CONVERTER
+from treatyflow.codec import CodecKeys
 from treatyflow.config import Settings
 from treatyflow.devserver import installed_binary
 from treatyflow.samples import BASE, assistance_request, transfer_request
@@ -220,10 +221,12 @@ async def main(version: str, only: set[str]) -> None:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=installed_binary("temporal"), data_converter=PLAIN_CONVERTER,
         search_attributes=search_attributes.ALL, dev_server_log_level="error")
-    # dev mode: the states' signing keys are created in the temporary data directory
+    # dev mode: the states' signing keys are created in the temporary data directory; a throwaway
+    # codec key seals the letters' documents (the histories' payloads stay plain: PLAIN_CONVERTER)
     data_dir = Path(tempfile.mkdtemp())
     settings = Settings(task_queue=f"record-{uuid.uuid4().hex[:6]}", archive_dir=data_dir / "archive",
-                        data_dir=data_dir, documents_dir=data_dir / "documents", dev_mode=True)
+                        data_dir=data_dir, documents_dir=data_dir / "documents", dev_mode=True,
+                        codec_keys=CodecKeys(current="record", keys={"record": os.urandom(32)}))
     async with create_worker(env.client, settings):
         for name, scenario in TRANSFERS:
             if only and name not in only:

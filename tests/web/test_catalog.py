@@ -427,6 +427,8 @@ class Code:
             return [(call.args[0], field_first)]
         if name == "PydanticCustomError":
             return [(call.args[1], lambda t: f"{ANY} {t}")]
+        if name == "FileRefused":  # a list of applicants refused whole (domain.applicants): the import page says it
+            return [(call.args[0], as_said)]
         if name == "invalid" and call.args and isinstance(call.args[0], ast.List):
             return [(e.elts[1], problem_of(e.elts[0])) for e in call.args[0].elts
                     if isinstance(e, ast.Tuple) and len(e.elts) == 2]
