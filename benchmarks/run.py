@@ -1,4 +1,4 @@
-"""`make bench`: the three benchmarks on one fresh dev server, printed as Markdown for
+"""`make bench`: the four benchmarks on one fresh dev server, printed as Markdown for
 benchmarks/RESULTS.md (and as JSON with --json).
 
     python -m benchmarks.run                 # full: 400 pipeline cases, 200 through the API, 10,000 open,
