@@ -78,7 +78,7 @@ def reference_in(line: bytes | dict[str, Any]) -> str | None:
     """The line's reference as it was sent, when it is a string (an invalid line's too)."""
     try:
         raw = json.loads(line) if isinstance(line, bytes) else line
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         return None
     reference = raw.get("reference") if isinstance(raw, dict) else None
     return reference[:64] if isinstance(reference, str) else None
@@ -103,6 +103,9 @@ async def judge(request: Request, who: Authority, row: int, line: bytes, opening
     ``previewed`` holds the requests earlier lines would open, by reference, so that a later line
     of the same reference is judged as it will be once they are: existing, or a reference taken)."""
     reference = reference_in(line)
+    limit = request.app.state.settings.max_body_bytes
+    if len(line) > limit:  # as the single POST's body limit answers it
+        return Judged(row, reference, 413, [("(body)", f"the body may not exceed {limit} bytes")])
     try:
         response = Response()
         body = request_of(line)
@@ -148,7 +151,10 @@ async def judge_all(request: Request, who: Authority, lines: list[bytes], openin
             if before is not None:
                 await asyncio.wait([before])
             async with gate.line():
-                judged[index].set_result(await judge(request, who, index + 1, line, opening, previewed))
+                try:
+                    judged[index].set_result(await judge(request, who, index + 1, line, opening, previewed))
+                except Exception as exc:  # noqa: BLE001 - never a line left without its answer
+                    judged[index].set_exception(exc)
 
     judges = [asyncio.create_task(judge_in_turn()) for _ in range(min(gate.size, len(lines)))]
     try:
@@ -162,7 +168,7 @@ async def judge_all(request: Request, who: Authority, lines: list[bytes], openin
 def lines_of(body: bytes) -> list[bytes]:
     """The body's lines (``\\n`` or ``\\r\\n``; a last line break is no line); 422 past the limit."""
     lines = body.split(b"\n")
-    if lines and not lines[-1].strip():
+    while lines and not lines[-1].strip():  # blank lines at the end are no lines
         lines.pop()
     if not lines:
         raise invalid([("(body)", "the batch is empty: send one transfer request a line")])

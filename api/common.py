@@ -81,14 +81,22 @@ async def stats(request: Request, who: Caller) -> dict[str, Any]:
     app = request.app.state
     scope = stats_scope(who)
     timeout = app.settings.api_timeout
-    try:
-        counts, caseload = await asyncio.gather(
-            app.stats_cache.get(scope, lambda: count_scope(app, scope), timeout=timeout),
-            app.caseload_cache.get(scope, lambda: caseload_of(app, scope), timeout=timeout))
-    except (asyncio.TimeoutError, RPCError):
-        raise unavailable("the statistics could not be counted in time; try again") from None
+    counts, caseload = await asyncio.gather(
+        app.stats_cache.get(scope, lambda: count_scope(app, scope), timeout=timeout),
+        app.caseload_cache.get(scope, lambda: caseload_of(app, scope), timeout=timeout), return_exceptions=True)
+    if isinstance(counts, BaseException):
+        if isinstance(counts, (asyncio.TimeoutError, RPCError)):
+            raise unavailable("the statistics could not be counted in time; try again") from None
+        raise counts
+    if isinstance(caseload, BaseException):
+        if not isinstance(caseload, (asyncio.TimeoutError, RPCError)):
+            raise caseload
+        # the listing is late (it goes on for the next caller): the counts, with the last caseload
+        # figures of the scope however old (``caseload_as_of`` says), or none yet
+        kept = app.caseload_cache.values.get(scope)
+        caseload = kept[1] if kept else {"as_of": None, "kinds": {}}
     return {**counts, "caseload_as_of": caseload["as_of"],
-            "kinds": {kind: {**figures, **caseload["kinds"][kind]} for kind, figures in counts["kinds"].items()}}
+            "kinds": {kind: {**figures, **caseload["kinds"].get(kind, {})} for kind, figures in counts["kinds"].items()}}
 
 
 def stats_scope(who: Authority) -> tuple[str, tuple[str, ...], bool]:

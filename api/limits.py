@@ -288,8 +288,9 @@ class IntakeGate:
                 allowed, until = self.allowed()
                 if self.lines < allowed:
                     break
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self.changed.wait(), None if until == math.inf else max(until, 0.01))
+                with contextlib.suppress(TimeoutError):  # asyncio.timeout: a cancellation is never swallowed
+                    async with asyncio.timeout(None if until == math.inf else max(until, 0.01)):
+                        await self.changed.wait()
             self.lines += 1
         try:
             yield

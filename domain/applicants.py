@@ -28,6 +28,7 @@ from typing import Any, Literal
 MAX_ROWS = 2_000  # cases in one file, as in one batch (API.md)
 MAX_BYTES = 16 * 1_048_576  # of the file, as of one batch's body (API.md)
 MAX_XLSX_UNPACKED = 64 * 1_048_576  # what an XLSX may unpack to: no zip bomb is opened
+MAX_SHEET_ROWS = MAX_ROWS * 2 + 1_000  # rows of a worksheet, blank ones included: a sheet is never read for ever
 
 Language = Literal["en", "ru"]
 Format = Literal["csv", "xlsx"]
@@ -363,13 +364,13 @@ def _csv_rows(content: bytes) -> Iterator[list[Any]]:
         headings = next(csv.reader([first], delimiter=delimiter), [])
         return sum(column_named(h) is not None for h in headings if h.strip()), len(headings)
 
-    # Russian headings hold commas ("Фамилия, имя, отчество"): the separator is the one that gives
-    # the template's headings, not the commonest character
-    delimiter = max((";", ",", "\t"), key=fits)
     try:
+        # Russian headings hold commas ("Фамилия, имя, отчество"): the separator is the one that
+        # gives the template's headings, not the commonest character
+        delimiter = max((";", ",", "\t"), key=fits)
         yield from csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    except csv.Error as exc:
-        raise FileRefused(f"the CSV file cannot be read: {exc}") from None
+    except csv.Error:  # its message may quote the file: never passed on
+        raise FileRefused("the CSV file cannot be read: a cell is too long or its quotes do not close") from None
 
 
 def _xlsx_rows(content: bytes) -> Iterator[list[Any]]:
@@ -391,9 +392,15 @@ def _xlsx_rows(content: bytes) -> Iterator[list[Any]]:
     try:
         sheet = book.worksheets[0]
         for count, values in enumerate(sheet.iter_rows(values_only=True)):
-            if count > MAX_ROWS * 2 + 1000:  # blank rows past the cases: not read for ever
-                break
+            if count > MAX_SHEET_ROWS:  # never read in part: refused whole
+                raise FileRefused(f"the worksheet has more than {MAX_SHEET_ROWS:,} rows, blank ones included: "
+                                  "delete the rows below the last case")
             yield list(values)
+    except FileRefused:
+        raise
+    except Exception:  # noqa: BLE001 - read-only openpyxl parses as it goes; its messages may quote cells
+        raise FileRefused("the XLSX file cannot be read: its sheet or a cell is damaged; save it again from the "
+                          "spreadsheet") from None
     finally:
         book.close()
 

@@ -26,7 +26,8 @@ English or Russian headings: docs/api.md, "Bulk intake") through the running API
 central authority whose key is in TREATYFLOW_API_KEY (or --key-file). Every row is judged
 exactly as a single POST /v1/transfers: a row already opened answers "existing", so running
 it again is safe. A file over 2,000 cases or 16 MiB, or with a column the template does not
-have, is refused whole. Exit status: 0 when every row was opened or existed, 1 when some
+have, is refused whole; so is one whose cases come to more than 16 MiB as the API's JSON lines
+(split it). Exit status: 0 when every row was opened or existed, 1 when some
 rows were not (each is listed with its row, column and problem), 2 when nothing was sent or
 the API refused the whole file."""
 

@@ -317,7 +317,9 @@ TEMPLATES = (
     N_("the file has no column %(columns)s: every case needs it (the template has them all)"),
     N_("the file is neither XLSX nor CSV in UTF-8 or Windows-1251"),
     N_("the file is neither XLSX nor CSV: save it from the template as .xlsx or .csv"),
-    N_("the CSV file cannot be read: %(reason)s"),
+    N_("the CSV file cannot be read: a cell is too long or its quotes do not close"),
+    N_("the XLSX file cannot be read: its sheet or a cell is damaged; save it again from the spreadsheet"),
+    N_("the worksheet has more than %(count)s rows, blank ones included: delete the rows below the last case"),
     N_("the XLSX file unpacks to more than 64 MiB: it cannot be a list of %(most)s cases"),
     # ---- try again (503) ----
     N_("the case could not answer in time; try again"),

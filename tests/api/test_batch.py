@@ -159,3 +159,22 @@ async def test_a_repeat_without_received_on_finds_the_case_opened_on_an_earlier_
     first = await http.post("/v1/assistance-requests", json={**request, "received_on": yesterday}, headers=key("fr-moj"))
     assert first.status_code == 201, first.text
     assert (await http.post("/v1/assistance-requests", json=request, headers=key("fr-moj"))).status_code == 200
+
+
+async def test_odd_lines_are_answered_each_and_never_hold_the_batch(http):
+    """A line nested deeper than the JSON parser goes, a line longer than a single POST's body may
+    be, blank lines at the end: each line has its answer, as its single POST would, and the
+    batch ends."""
+    good = transfer_body(reference=fresh("o"))
+    long = {**transfer_body(reference=fresh("o")), "note": "x" * 1_100_000}
+    body = ndjson(b"[" * 100_000, good, long) + b"\n\n\r\n"
+    r = await http.post("/v1/transfers/batch", content=body, headers={**key("kz-gpo"), **NDJSON}, timeout=60)
+    results = [json.loads(line) for line in r.text.splitlines()]
+    assert [(x["row"], x["result"], x["status"]) for x in results] == [
+        (1, "invalid", 422), (2, "created", 201), (3, "refused", 413)]
+    single = await http.post("/v1/transfers", content=json.dumps(long), headers={**key("kz-gpo"),
+                                                                               "content-type": "application/json"})
+    assert single.status_code == 413
+    exactly = ndjson(*[b"{}"] * 2_000) + b"\n\n"  # 2,000 lines and blank ones after them: not 2,002 lines
+    r = await http.post("/v1/transfers/batch", content=exactly, headers={**key("kz-gpo"), **NDJSON}, timeout=120)
+    assert r.status_code == 200 and len(r.text.splitlines()) == 2_000

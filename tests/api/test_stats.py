@@ -301,3 +301,32 @@ async def test_the_caseload_by_stage_and_partner_with_the_time_each_stage_took(h
         r = await http.post(f"/v1/transfers/{reference}/withdrawal", headers=key("hu-moj"),
                             json={"withdrawn_on": today().isoformat(), "reason": "the person withdrew consent"})
         assert r.status_code == 200, r.text
+
+
+async def test_a_late_caseload_listing_never_holds_back_the_counts(dev_env, dev_settings, monkeypatch):
+    """The caseload figures list every case of a scope; a listing slower than the API's timeout
+    (injected here) must not turn the whole answer into a 503: the counts come, with the last
+    caseload figures or, before any, none — and the listing goes on for the next caller."""
+    import dataclasses
+
+    from api import common
+    from api.app import create_app
+    from tests.support import serve
+
+    listed = asyncio.Event()
+
+    async def slow_caseload(app: Any, scope: Any) -> dict[str, Any]:
+        await asyncio.sleep(2.5)
+        listed.set()
+        return {"as_of": "2026-12-07T00:00:00+00:00", "kinds": {kind: {"by_stage_and_partner": {}} for kind in scope[1]}}
+
+    monkeypatch.setattr(common, "caseload_of", slow_caseload)
+    settings = dataclasses.replace(dev_settings, dev_mode=True, api_timeout=1.0, caseload_max_age=60.0)
+    async with serve(create_app(settings, dev_env.client)) as url, httpx.AsyncClient(base_url=url, timeout=15) as client:
+        first = await client.get("/v1/stats", headers=key("kz-gpo"))
+        assert first.status_code == 200, first.text
+        assert first.json()["caseload_as_of"] is None and "total" in first.json()["kinds"]["transfer"]
+        await asyncio.wait_for(listed.wait(), 5)  # the listing went on after the answer
+        second = await client.get("/v1/stats", headers=key("kz-gpo"))
+        assert second.json()["caseload_as_of"] == "2026-12-07T00:00:00+00:00"
+        assert second.json()["kinds"]["transfer"]["by_stage_and_partner"] == {}

@@ -6,6 +6,7 @@ cannot be taken whole is refused whole."""
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 
 import pytest
@@ -149,3 +150,41 @@ def test_a_russian_csv_is_split_by_its_semicolons_not_by_the_commas_of_its_headi
 def test_a_problem_of_a_whole_group_is_named_by_its_first_column():
     read = read_applicants(write_applicants([requests()[0]], "ru", "csv"))
     assert column_of("judgment.offences", read.rows[0].columns) == "Статья 1"
+
+
+def test_a_damaged_xlsx_is_refused_whole_without_quoting_its_cells():
+    """openpyxl's read-only mode parses the sheet as it goes: a damaged cell fails there, with
+    the cell in its message; it must be a refusal of the file that says nothing of the cell."""
+    content = write_applicants([requests()[0]], "en", "xlsx")
+    source = zipfile.ZipFile(io.BytesIO(content))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as damaged:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data, count = re.subn(rb'(<c r="[A-Z]+2" t="n"><v>)[^<]*(</v>)', rb"\1Ivanov Aziz\2", data, count=1)
+                assert count == 1
+            damaged.writestr(item, data)
+    with pytest.raises(FileRefused, match="the XLSX file cannot be read") as refused:
+        read_applicants(out.getvalue())
+    assert "Ivanov" not in str(refused.value)
+
+
+def test_a_csv_whose_heading_row_holds_a_huge_field_is_refused_without_quoting_it():
+    with pytest.raises(FileRefused, match="the CSV file cannot be read") as refused:
+        read_applicants(("reference,\"" + "Ivanov" * 40_000 + "\"\r\n").encode())
+    assert "Ivanov" not in str(refused.value)
+
+
+def test_a_worksheet_past_its_rows_is_refused_whole_not_read_in_part():
+    from openpyxl import load_workbook
+
+    book = load_workbook(io.BytesIO(write_applicants([requests()[0]], "en", "xlsx")))
+    sheet = book.worksheets[0]
+    for row in range(3, 6_003):
+        sheet.cell(row=row, column=1, value=" ")  # blank to a person, a row to the file
+    sheet.cell(row=6_003, column=1, value="KZ-IMP-LAST")
+    out = io.BytesIO()
+    book.save(out)
+    with pytest.raises(FileRefused, match="more than 5,000 rows"):
+        read_applicants(out.getvalue())
