@@ -97,12 +97,12 @@ def request_of(line: bytes) -> TransferRequest:
         raise invalid(problems_of(exc)) from None
 
 
-async def judge(request: Request, who: Authority, row: int, line: bytes, opening: bool = True,
+async def judge(request: Request, who: Authority, row: int, line: bytes, reference: str | None, opening: bool = True,
                 previewed: dict[str, str] | None = None) -> Judged:
-    """One line, as its single POST (without ``opening``: as it would be, nothing opened; then
-    ``previewed`` holds the requests earlier lines would open, by reference, so that a later line
-    of the same reference is judged as it will be once they are: existing, or a reference taken)."""
-    reference = reference_in(line)
+    """One line (whose ``reference_in`` is ``reference``), as its single POST (without
+    ``opening``: as it would be, nothing opened; then ``previewed`` holds the requests earlier
+    lines would open, by reference, so that a later line of the same reference is judged as it
+    will be once they are: existing, or a reference taken)."""
     limit = request.app.state.settings.max_body_bytes
     if len(line) > limit:  # as the single POST's body limit answers it
         return Judged(row, reference, 413, [("(body)", f"the body may not exceed {limit} bytes")])
@@ -152,7 +152,8 @@ async def judge_all(request: Request, who: Authority, lines: list[bytes], openin
                 await asyncio.wait([before])
             async with gate.line():
                 try:
-                    judged[index].set_result(await judge(request, who, index + 1, line, opening, previewed))
+                    judged[index].set_result(await judge(request, who, index + 1, line, reference, opening,
+                                                         previewed))
                 except Exception as exc:  # noqa: BLE001 - never a line left without its answer
                     judged[index].set_exception(exc)
 
