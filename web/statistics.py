@@ -13,6 +13,7 @@ from babel.numbers import format_decimal
 from fastapi import APIRouter, Request, Response
 
 from api import common
+from api.errors import unavailable
 from web.labels import LABELS, N_
 from web.pages import language_of, render, secured, signed_in, through_api
 from web.session import read_session
@@ -43,7 +44,8 @@ async def statistics_page(request: Request) -> Response:
                 for title, numbers in ((N_("By stage"), counts["by_stage"]), (N_("By outcome"), counts["by_outcome"]),
                                        (N_("By partner state"), counts["by_partner"]))])
         for kind, counts in stats["kinds"].items()],
-        caseload={kind: caseload(counts) for kind, counts in stats["kinds"].items()})
+        caseload={kind: caseload(counts) for kind, counts in stats["kinds"].items()}
+        if stats["caseload_as_of"] else None)  # None: the first listing of the scope is still under way
 
 
 def caseload(figures: dict[str, Any]) -> dict[str, Any]:
@@ -73,6 +75,8 @@ async def statistics_csv(request: Request) -> Response:
     mark, so that Excel reads the Russian labels right), downloaded as a file."""
     who = await signed_in(request)
     stats = await common.stats(through_api(request), who)
+    if stats["caseload_as_of"] is None:  # the first listing of the scope is still under way
+        raise unavailable("the statistics could not be counted in time; try again")
     lang = language_of(request, read_session(request))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")

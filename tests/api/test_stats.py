@@ -310,8 +310,9 @@ async def test_a_late_caseload_listing_never_holds_back_the_counts(dev_env, dev_
     import dataclasses
 
     from api import common
-    from api.app import create_app
     from tests.support import serve
+    from tests.web.test_forms import signed_in
+    from web.app import create_app
 
     listed = asyncio.Event()
 
@@ -326,6 +327,12 @@ async def test_a_late_caseload_listing_never_holds_back_the_counts(dev_env, dev_
         first = await client.get("/v1/stats", headers=key("kz-gpo"))
         assert first.status_code == 200, first.text
         assert first.json()["caseload_as_of"] is None and "total" in first.json()["kinds"]["transfer"]
+        # the statistics page shows the counts and says the caseload is coming; its CSV is a "try again"
+        await signed_in(client, "demo-kz-gpo")
+        page = await client.get("/statistics")
+        assert page.status_code == 200 and "The caseload is still being listed" in page.text, page.text[-2000:]
+        assert "/statistics.csv" not in page.text
+        assert (await client.get("/statistics.csv")).status_code == 503
         await asyncio.wait_for(listed.wait(), 5)  # the listing went on after the answer
         second = await client.get("/v1/stats", headers=key("kz-gpo"))
         assert second.json()["caseload_as_of"] == "2026-12-07T00:00:00+00:00"
